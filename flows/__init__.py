@@ -1,0 +1,1 @@
+"""Prefect flows, deployments and the `clip-pipeline` CLI: wiring only."""

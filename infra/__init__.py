@@ -1,0 +1,1 @@
+"""How things run at scale: Ray Train launcher, DeepSpeed configs, local services."""

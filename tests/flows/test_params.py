@@ -1,0 +1,57 @@
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from flows.params import SECTIONS, ParamsError, build_config, load_params
+
+
+def test_project_params_load_every_section() -> None:
+    params = load_params("params.yaml")
+    assert set(params.sections) == set(SECTIONS)
+
+
+def test_override_and_errors_name_the_key(tmp_path) -> None:
+    p = tmp_path / "params.yaml"
+    p.write_text(Path("params.yaml").read_text())
+    assert load_params(p, ["pipeline.seed=7"]).pipeline.seed == 7
+    with pytest.raises(ParamsError, match=r"pipeline: unknown key\(s\) \['sed'\]"):
+        load_params(p, ["pipeline.sed=7"])
+    with pytest.raises(ParamsError, match=r"pipeline.seed: expected an integer"):
+        load_params(p, ["pipeline.seed=abc"])
+    with pytest.raises(ParamsError, match="unknown section"):
+        load_params(p, ["nosuch.key=1"])
+    with pytest.raises(ParamsError, match="cron"):
+        load_params(p, ["pipeline.retrain_cron=weekly"])
+    p.write_text("{}")
+    with pytest.raises(ParamsError, match="missing section 'pipeline'"):
+        load_params(p)
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+@dataclass(frozen=True)
+class _Inner:
+    k: int = 1
+
+
+@dataclass(frozen=True)
+class _Outer:
+    mode: Literal["a", "b"]
+    sizes: tuple[int, ...] = (1,)
+    inner: _Inner = _Inner()
+    maybe: float | None = None
+
+
+def test_build_config_types() -> None:
+    cfg = build_config(_Outer, {"mode": "a", "sizes": [2, 3], "inner": {"k": 4}, "maybe": 1}, "x")
+    assert cfg == _Outer("a", (2, 3), _Inner(4), 1.0)
+    with pytest.raises(ParamsError, match=r"x.mode: 'c' is not one of"):
+        build_config(_Outer, {"mode": "c"}, "x")
+    with pytest.raises(ParamsError, match=r"x.inner: unknown key"):
+        build_config(_Outer, {"mode": "a", "inner": {"q": 1}}, "x")
+    with pytest.raises(ParamsError, match="missing key 'mode'"):
+        build_config(_Outer, {}, "x")
+    with pytest.raises(ParamsError, match=r"x.sizes\[1\]: expected an integer"):
+        build_config(_Outer, {"mode": "a", "sizes": [1, True]}, "x")
