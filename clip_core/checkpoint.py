@@ -101,9 +101,7 @@ def resize_pos_embed(sd: dict[str, torch.Tensor], grid: int) -> dict[str, torch.
     return {**sd, key: torch.cat([cls, patches], dim=0)}
 
 
-def load_checkpoint(
-    path: str | Path, config: CLIPConfig | str | Path | None = None, quick_gelu: bool = False
-) -> CLIP:
+def load_checkpoint(path: str | Path, config: CLIPConfig | str | Path | None = None, quick_gelu: bool = False) -> CLIP:
     """Build a CLIP from a checkpoint; config from argument, from the JSON beside it, or inferred."""
     from .config import get_model_config
 

@@ -19,9 +19,7 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def gather_features(
-    features: torch.Tensor, rank: int, world_size: int, gather_with_grad: bool = False
-) -> torch.Tensor:
+def gather_features(features: torch.Tensor, rank: int, world_size: int, gather_with_grad: bool = False) -> torch.Tensor:
     """(B, D) per rank -> (world*B, D). Without `gather_with_grad`, only the local slice carries grad."""
     if world_size == 1:
         return features
@@ -47,9 +45,7 @@ class ClipLoss(nn.Module):
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
 
-    def forward(
-        self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
         rank, world = _world()
         all_img = gather_features(image_features, rank, world, self.gather_with_grad)  # (N, D)
         all_txt = gather_features(text_features, rank, world, self.gather_with_grad)  # (N, D)

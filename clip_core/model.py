@@ -87,9 +87,7 @@ class CLIP(nn.Module):
         """exp(logit_scale), clamped at 100 as in the paper."""
         return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
 
-    def forward(
-        self, images: torch.Tensor | None = None, tokens: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor | None, ...]:
+    def forward(self, images: torch.Tensor | None = None, tokens: torch.Tensor | None = None) -> tuple[torch.Tensor | None, ...]:
         """Return (image_features, text_features, logit_scale[, logit_bias]), features normalised."""
         img = self.encode_image(images, normalize=True) if images is not None else None
         txt = self.encode_text(tokens, normalize=True) if tokens is not None else None

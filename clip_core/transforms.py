@@ -23,7 +23,5 @@ def image_transform(
     normalize = T.Normalize(mean=mean, std=std)
     bicubic = T.InterpolationMode.BICUBIC
     if is_train:
-        return T.Compose(
-            [T.RandomResizedCrop(image_size, scale=scale, interpolation=bicubic), _to_rgb, T.ToTensor(), normalize]
-        )
+        return T.Compose([T.RandomResizedCrop(image_size, scale=scale, interpolation=bicubic), _to_rgb, T.ToTensor(), normalize])
     return T.Compose([T.Resize(image_size, interpolation=bicubic), T.CenterCrop(image_size), _to_rgb, T.ToTensor(), normalize])

@@ -17,9 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (imports only the light command modules)."""
     parser = argparse.ArgumentParser(prog="clip-pipeline", description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SEC.KEY=VALUE", help="override a param"
-    )
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SEC.KEY=VALUE", help="override a param")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -1,0 +1,89 @@
+"""The `clip-pipeline` Prefect flow: every stage as a task, paths between them, artifacts per stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows import stages
+from flows.params import load_params
+
+
+class GateFailedError(RuntimeError):
+    """A validation/audit/bias gate stopped the run; the message is what the UI shows."""
+
+
+def _publish(name: str, out: stages.StageOutput) -> None:
+    """Summary table (+ links) as Prefect artifacts; keys must be lowercase-dashed."""
+    key = name.replace("_", "-")
+    rows = [{"item": k, "value": v} for k, v in out.summary.items()]
+    if rows:
+        create_table_artifact(table=rows, key=f"{key}-summary", description=f"{name}: summary")
+    if out.links:
+        md = "\n".join(f"- [{label}]({url})" for label, url in out.links.items())
+        create_markdown_artifact(markdown=f"### {name}\n{md}", key=f"{key}-links", description=f"{name}: outputs")
+
+
+def _stage_task(name: str, retries: int = 0):
+    fn = getattr(stages, f"run_{name}")
+
+    @task(name=name, retries=retries, retry_delay_seconds=[5, 20, 60][:retries] or 0)
+    def _run(params_path: str, overrides: list[str]) -> dict[str, Any]:
+        params = load_params(params_path, overrides)
+        out = fn(params)
+        _publish(name, out)
+        if out.gate is not None and not out.gate.passed:
+            raise GateFailedError(f"{name} gate failed: {out.gate.reason}")
+        return out.summary
+
+    return _run
+
+
+# Retries only where a failure can be transient: stages that touch remote storage.
+synth_task = _stage_task("synth")
+ingest_task = _stage_task("ingest", retries=2)
+validate_task = _stage_task("validate")
+audit_task = _stage_task("audit")
+train_task = _stage_task("train", retries=1)
+evaluate_task = _stage_task("evaluate")
+bias_task = _stage_task("bias")
+report_task = _stage_task("report", retries=2)
+register_task = _stage_task("register", retries=2)
+
+STAGE_ORDER = ["synth", "ingest", "validate", "audit", "train", "evaluate", "bias", "report", "register"]
+TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER}
+
+
+@flow(name="clip-pipeline", log_prints=True)
+def clip_pipeline(
+    params_path: str = "params.yaml",
+    overrides: list[str] | None = None,
+    only_if_data_changed: bool = False,
+    stages_to_run: list[str] | None = None,
+) -> dict[str, Any]:
+    """ingest -> validate -> audit -> train -> evaluate -> bias -> report -> register.
+
+    Args:
+        params_path: the params.yaml to load (each task re-loads it, so tasks pass paths, not objects).
+        overrides: `section.key=value` strings applied on top of params.yaml for this run.
+        only_if_data_changed: the scheduled retraining mode: stop early when the data version equals
+            the one the current champion was trained on.
+        stages_to_run: a subset of STAGE_ORDER (default: all).
+    """
+    logger = get_run_logger()
+    overrides = list(overrides or [])
+    params = load_params(params_path, overrides)
+    if only_if_data_changed:
+        changed, reason = stages.data_changed(params)
+        logger.info(reason)
+        if not changed:
+            create_markdown_artifact(markdown=f"Retraining skipped: {reason}", key="retrain-decision")
+            return {"skipped": reason}
+    results: dict[str, Any] = {}
+    for name in stages_to_run or STAGE_ORDER:
+        if name not in TASKS:
+            raise ValueError(f"unknown stage {name!r}; stages: {STAGE_ORDER}")
+        results[name] = TASKS[name](params_path, overrides)
+    return results

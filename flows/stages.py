@@ -1,0 +1,99 @@
+"""One glue function per stage, `run_<stage>(params) -> StageOutput`, shared by the CLI, DVC and Prefect.
+
+This is the only place that joins components and infra: it resolves paths under the output
+root, calls the component function with its typed config, records run identity, and returns
+a small summary (plus an optional gate verdict) for the flow to publish.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+
+from flows.params import Params
+from flows.provenance import data_version, git_revision, write_run_info
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A stage's pass/fail verdict; a failed gate stops the pipeline with `reason`."""
+
+    passed: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """What a stage reports upward: numbers for people, links to files, an optional gate."""
+
+    summary: dict[str, Any]
+    links: dict[str, str] = field(default_factory=dict)
+    gate: Gate | None = None
+
+
+def out_path(params: Params, *parts: str) -> str:
+    """A path/URL under `pipeline.out_root`."""
+    return "/".join([params.pipeline.out_root.rstrip("/"), *parts])
+
+
+def _read_json(url: str) -> dict[str, Any]:
+    with fsspec.open(url, "r") as f:
+        return json.load(f)
+
+
+def _exists(url: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.exists(path)
+
+
+# ----------------------------------------------------------------------------- register
+def run_register(params: Params) -> StageOutput:
+    """Compare the new model with the champion on the gate metric; promote only if better."""
+    from components.registry import register_model
+
+    metrics = _read_json(out_path(params, "evaluate", "metrics.json"))
+    url = params.registry.path
+    if "://" not in url and not url.startswith("/"):
+        url = out_path(params, url)
+    info = (
+        _read_json(out_path(params, "train", "model", "run_info.json"))
+        if _exists(out_path(params, "train", "model", "run_info.json"))
+        else {}
+    )
+    decision = register_model(
+        url,
+        model_uri=out_path(params, "train", "model"),
+        metrics=metrics,
+        cfg=params.registry,
+        data_version=info.get("data_version"),
+        git_revision=git_revision(),
+    )
+    summary = {"promoted": decision.promoted, "version": decision.version, "reason": decision.reason}
+    return StageOutput(summary=summary, links={"registry": url})
+
+
+def data_changed(params: Params) -> tuple[bool, str]:
+    """For scheduled retraining: has the raw data changed since the champion was trained?"""
+    from components.registry import load_registry
+
+    url = params.registry.path
+    if "://" not in url and not url.startswith("/"):
+        url = out_path(params, url)
+    champion = load_registry(url)["champion"]
+    current = data_version(raw_data_url(params))
+    if champion is None:
+        return True, f"no champion yet; data version {current}"
+    if champion.get("data_version") != current:
+        return True, f"data changed: {champion.get('data_version')} -> {current}"
+    return False, f"data unchanged since champion v{champion['version']} ({current})"
+
+
+def raw_data_url(params: Params) -> str:
+    """Where the raw training data lives (the embedded dataset by default)."""
+    return out_path(params, "raw")
+
+
+__all__ = ["Gate", "StageOutput", "data_changed", "out_path", "run_register", "write_run_info"]

@@ -1,0 +1,36 @@
+import datetime as dt
+
+import pytest
+
+from components.registry import RegistryConfig, load_registry, register_model
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize("root", ["file", "memory"])
+def test_champion_challenger_gate(tmp_path, root: str) -> None:
+    url = str(tmp_path / "reg.json") if root == "file" else "memory://reg-test/registry.json"
+    cfg = RegistryConfig(metric="acc", min_gain=0.01)
+    d1 = register_model(url, "m1", {"acc": 0.50}, cfg, data_version="d1", git_revision="g1", now=T0)
+    assert d1.promoted and d1.version == 1
+    d2 = register_model(url, "m2", {"acc": 0.505}, cfg, now=T0)  # better, but by less than min_gain
+    assert not d2.promoted and "kept champion" in d2.reason
+    d3 = register_model(url, "m3", {"acc": 0.40}, cfg, now=T0)  # worse: never replaces a better model
+    assert not d3.promoted
+    d4 = register_model(url, "m4", {"acc": 0.60}, cfg, now=T0)
+    assert d4.promoted
+    reg = load_registry(url)
+    assert reg["champion"]["model"] == "m4" and [e["version"] for e in reg["entries"]] == [1, 2, 3, 4]
+    assert reg["entries"][0]["data_version"] == "d1" and reg["entries"][0]["git_revision"] == "g1"
+
+
+def test_lower_is_better_and_missing_metric(tmp_path) -> None:
+    url = str(tmp_path / "r.json")
+    cfg = RegistryConfig(metric="loss", higher_is_better=False)
+    register_model(url, "a", {"loss": 1.0}, cfg)
+    assert register_model(url, "b", {"loss": 0.9}, cfg).promoted
+    assert not register_model(url, "c", {"loss": 0.9}, cfg).promoted  # a tie keeps the champion
+    with pytest.raises(KeyError, match="not among the evaluation metrics"):
+        register_model(url, "d", {"acc": 1.0}, cfg)
+    with pytest.raises(ValueError, match="min_gain"):
+        RegistryConfig(min_gain=-1)
