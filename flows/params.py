@@ -21,6 +21,7 @@ import yaml
 SECTIONS: dict[str, str] = {
     "pipeline": "flows.config:PipelineConfig",
     "registry": "components.registry:RegistryConfig",
+    "report": "components.report.build:ReportConfig",
 }
 
 
