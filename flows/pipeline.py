@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -32,11 +33,13 @@ def _stage_task(name: str, retries: int = 0):
     @task(name=name, retries=retries, retry_delay_seconds=[5, 20, 60][:retries] or 0)
     def _run(params_path: str, overrides: list[str]) -> dict[str, Any]:
         params = load_params(params_path, overrides)
+        t0 = time.perf_counter()
         out = fn(params)
+        compute_s = time.perf_counter() - t0
         _publish(name, out)
         if out.gate is not None and not out.gate.passed:
             raise GateFailedError(f"{name} gate failed: {out.gate.reason}")
-        return out.summary
+        return {**out.summary, "compute_s": round(compute_s, 2)}
 
     return _run
 
@@ -82,8 +85,19 @@ def clip_pipeline(
             create_markdown_artifact(markdown=f"Retraining skipped: {reason}", key="retrain-decision")
             return {"skipped": reason}
     results: dict[str, Any] = {}
+    timings: dict[str, dict[str, float]] = {}
+    t_flow = time.perf_counter()
     for name in stages_to_run or STAGE_ORDER:
         if name not in TASKS:
             raise ValueError(f"unknown stage {name!r}; stages: {STAGE_ORDER}")
+        t0 = time.perf_counter()
         results[name] = TASKS[name](params_path, overrides)
+        timings[name] = {"wall_s": round(time.perf_counter() - t0, 2), "compute_s": results[name]["compute_s"]}
+    total = time.perf_counter() - t_flow
+    compute = sum(t["compute_s"] for t in timings.values())
+    timings["_total"] = {"wall_s": round(total, 2), "compute_s": round(compute, 2)}
+    stages.save_timings(params, timings)
+    create_table_artifact(
+        table=[{"stage": k, **v} for k, v in timings.items()], key="pipeline-timings", description="wall time per stage"
+    )
     return results

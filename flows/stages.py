@@ -91,6 +91,14 @@ def data_changed(params: Params) -> tuple[bool, str]:
     return False, f"data unchanged since champion v{champion['version']} ({current})"
 
 
+def save_timings(params: Params, timings: dict[str, dict[str, float]]) -> None:
+    """Per-stage wall and compute seconds of one flow run (orchestration overhead = wall - compute)."""
+    fs, path = fsspec.core.url_to_fs(out_path(params, "pipeline_timings.json"))
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "w") as f:
+        json.dump(timings, f, indent=2)
+
+
 def raw_data_url(params: Params) -> str:
     """Where the raw training data lives (the embedded dataset by default)."""
     return out_path(params, "raw")
