@@ -135,7 +135,7 @@ def _manifest_chunks(fs: object, path: str) -> Iterator[pd.DataFrame]:
     else:
         f = fs.open(path, "rb")  # type: ignore[attr-defined]
         # surrogateescape keeps non-UTF-8 bytes so the row (not the whole file) is quarantined
-        yield from pd.read_csv(f, chunksize=1024, dtype=str, keep_default_na=False, encoding_errors="surrogateescape")
+        yield from pd.read_csv(f, chunksize=1024, dtype=object, keep_default_na=False, encoding_errors="surrogateescape")
 
 
 def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, caption: object) -> RawSample:

@@ -113,7 +113,10 @@ def build_synth(out_dir: str, cfg: SynthConfig) -> SynthResult:
         w.writerow(["eval_dataset", "eval_image", "train_key", "transform"])
         w.writerows(planted)
         write_bytes(join(tmp, "planted_duplicates.csv"), buf.getvalue().encode())
-        write_bytes(join(tmp, "synth_config.json"), json.dumps(asdict(cfg), indent=2).encode())
+        write_bytes(
+            join(tmp, "synth_config.json"),
+            json.dumps({k: v for k, v in asdict(cfg).items() if k != "num_workers"}, indent=2).encode(),
+        )
     return SynthResult(out_dir, n, n_shards, {k: len(v.rows) for k, v in sets.items()}, len(planted), time.perf_counter() - t0)
 
 
@@ -172,7 +175,7 @@ def build_eval_sets(cfg: SynthConfig) -> tuple[dict[str, EvalSet], list[tuple[st
         "colour": EvalSet("colour", "classification", list(COLOURS), _templates("colour")),
         "shape_compositional": EvalSet(
             "shape_compositional", "classification", combos, _templates("combo"),
-            extra={"heldout_pairs": list(cfg.heldout_pairs), "note": "classes are colour+shape pairs; group_combo=heldout never appears in train"},
+            extra={"heldout_pairs": list(cfg.heldout_pairs), "note": "classes: colour+shape pairs"},
         ),
         "shape_sketch": EvalSet("shape_sketch", "classification", list(SHAPES), _templates("shape"), shift_of="shape"),
         "retrieval": EvalSet("retrieval", "retrieval", [], []),
@@ -240,8 +243,8 @@ def _transform(img: Image.Image, kind: str, rng: np.random.Generator) -> tuple[b
         img = img.resize((s * 5 // 4, s * 5 // 4), Image.Resampling.BICUBIC)
     elif kind == "crop":
         m = max(1, s // 16)
-        l, t = int(rng.integers(0, m + 1)), int(rng.integers(0, m + 1))
-        img = img.crop((l, t, s - (m - l), s - (m - t))).resize((s, s), Image.Resampling.BICUBIC)
+        left, top = int(rng.integers(0, m + 1)), int(rng.integers(0, m + 1))
+        img = img.crop((left, top, s - (m - left), s - (m - top))).resize((s, s), Image.Resampling.BICUBIC)
     elif kind == "colour_jitter":
         arr = np.asarray(img, np.float32) * rng.uniform(1.05, 1.15) + rng.uniform(-8, 8, size=3)
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))

@@ -36,17 +36,41 @@ def _suite(cfg: ValidateConfig) -> list[tuple[str, str, object]]:
     for col in ("key", "caption", "width", "height", "format", "sha256", "phash"):
         ex.append((f"{col}_not_null", "metadata", gxe.ExpectColumnValuesToNotBeNull(column=col)))
     ex += [
-        ("caption_length", "metadata",
-         gxe.ExpectColumnValueLengthsToBeBetween(column="caption", min_value=cfg.min_caption_chars, max_value=cfg.max_caption_chars)),
-        ("width_bounds", "metadata", gxe.ExpectColumnValuesToBeBetween(column="width", min_value=cfg.min_side, max_value=cfg.max_side)),
-        ("height_bounds", "metadata", gxe.ExpectColumnValuesToBeBetween(column="height", min_value=cfg.min_side, max_value=cfg.max_side)),
-        ("aspect_ratio", "metadata", gxe.ExpectColumnValuesToBeBetween(column="aspect_ratio", min_value=1.0, max_value=cfg.max_aspect_ratio)),
+        (
+            "caption_length",
+            "metadata",
+            gxe.ExpectColumnValueLengthsToBeBetween(
+                column="caption", min_value=cfg.min_caption_chars, max_value=cfg.max_caption_chars
+            ),
+        ),
+        (
+            "width_bounds",
+            "metadata",
+            gxe.ExpectColumnValuesToBeBetween(column="width", min_value=cfg.min_side, max_value=cfg.max_side),
+        ),
+        (
+            "height_bounds",
+            "metadata",
+            gxe.ExpectColumnValuesToBeBetween(column="height", min_value=cfg.min_side, max_value=cfg.max_side),
+        ),
+        (
+            "aspect_ratio",
+            "metadata",
+            gxe.ExpectColumnValuesToBeBetween(column="aspect_ratio", min_value=1.0, max_value=cfg.max_aspect_ratio),
+        ),
         ("allowed_formats", "metadata", gxe.ExpectColumnValuesToBeInSet(column="format", value_set=list(cfg.allowed_formats))),
         ("unique_keys", "metadata", gxe.ExpectColumnValuesToBeUnique(column="key")),
-        ("duplicate_sha256_rate", "metadata",
-         gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column="sha256", min_value=1.0 - cfg.max_duplicate_sha256_rate)),
-        ("quarantine_rate", "summary", gxe.ExpectColumnMaxToBeBetween(column="quarantine_rate", max_value=cfg.max_quarantine_rate)),
-    ]  # fmt: skip
+        (
+            "duplicate_sha256_rate",
+            "metadata",
+            gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column="sha256", min_value=1.0 - cfg.max_duplicate_sha256_rate),
+        ),
+        (
+            "quarantine_rate",
+            "summary",
+            gxe.ExpectColumnMaxToBeBetween(column="quarantine_rate", max_value=cfg.max_quarantine_rate),
+        ),
+    ]
     return ex
 
 
@@ -74,7 +98,9 @@ def validate(ingest_dir: str, out_dir: str, cfg: ValidateConfig) -> ValidateResu
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bar per validation
     source = ctx.data_sources.add_pandas("ingest")
     batches = {
-        name: source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df})
+        name: source.add_dataframe_asset(name)
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": df})
         for name, df in (("metadata", meta), ("summary", summary_df))
     }
     suites = {name: ctx.suites.add(gx.ExpectationSuite(name=f"clip_pipeline_{name}")) for name in batches}
@@ -94,7 +120,14 @@ def validate(ingest_dir: str, out_dir: str, cfg: ValidateConfig) -> ValidateResu
             message += "; warnings:\n" + "\n".join(lines)
     result = ValidateResult(not failed, message, failed, warned, len(meta))
     with atomic_dir(out_dir) as tmp:
-        doc = {"passed": result.passed, "message": message, "failed": failed, "warnings": warned, "n_rows": len(meta), "expectations": rows}
+        doc = {
+            "passed": result.passed,
+            "message": message,
+            "failed": failed,
+            "warnings": warned,
+            "n_rows": len(meta),
+            "expectations": rows,
+        }
         write_bytes(join(tmp, "result.json"), json.dumps(doc, indent=2, default=str).encode())
         write_bytes(join(tmp, "gx_results.json"), json.dumps(results, indent=2, default=str).encode())
         write_bytes(join(tmp, "report.html"), _html(result, rows).encode())
@@ -123,7 +156,13 @@ def _html(result: ValidateResult, rows: list[dict]) -> str:
         f"<td>{'pass' if r['success'] else ('FAIL' if r['blocking'] else 'warn')}</td><td>{html.escape(r['observed'])}</td></tr>"
         for r in rows
     )
-    style = "body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px}.ok{background:#e8f5e9}.fail{background:#ffebee}.warn{background:#fff8e1}"
+    style = (
+        "body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px}"
+        ".ok{background:#e8f5e9}.fail{background:#ffebee}.warn{background:#fff8e1}"
+    )
     status = "PASSED" if result.passed else "FAILED"
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>data validation</title><style>{style}</style></head><body>"
-            f"<h1>Data validation {status}</h1><pre>{html.escape(result.message)}</pre><table>{head}{body}</table></body></html>")  # fmt: skip
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>data validation</title><style>{style}</style></head>"
+        f"<body><h1>Data validation {status}</h1><pre>{html.escape(result.message)}</pre>"
+        f"<table>{head}{body}</table></body></html>"
+    )
