@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from PIL import Image, ImageFile
 from scipy.fft import dct
 
 from components.data.config import IngestConfig
+from components.data.storage import member_bytes
 
 EXT_OF = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "image")
@@ -31,18 +33,12 @@ class RawSample:
 
 @dataclass(frozen=True)
 class Good:
-    """A sample that passed every check, normalised."""
+    """A sample that passed every check: its metadata row and its normalised tar members (image, .txt, .json)."""
 
     source: str
     key: str
-    caption: str
-    ext: str
-    data: bytes
-    width: int
-    height: int
-    format: str
-    sha256: str
-    phash: str
+    info: dict
+    members: bytes
 
 
 @dataclass(frozen=True)
@@ -123,10 +119,11 @@ def _check_image(s: RawSample, text: str, data: bytes, cfg: IngestConfig) -> Goo
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format="PNG")
         data, fmt = buf.getvalue(), "png"
-    return Good(
-        s.source, s.key, text, EXT_OF[fmt], data, w, h, fmt,
-        hashlib.sha256(data).hexdigest(), phash(img),
-    )  # fmt: skip
+    info = {"key": s.key, "caption": text, "width": w, "height": h, "format": fmt, "bytes": len(data),
+            "source_shard": s.source, "sha256": hashlib.sha256(data).hexdigest(), "phash": phash(img)}  # fmt: skip
+    # the output tar members are built here, in the worker, so the main process only copies bytes
+    members = [(f"{s.key}.{EXT_OF[fmt]}", data), (f"{s.key}.txt", text.encode()), (f"{s.key}.json", json.dumps(info).encode())]
+    return Good(s.source, s.key, info, b"".join(member_bytes(n, d) for n, d in members))
 
 
 def check_batch(batch: list[RawSample], cfg: IngestConfig) -> list[Good | Bad]:

@@ -130,16 +130,7 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
                 else:
                     seen.add(r.key)
                     n_ok += 1
-                    info = {"key": r.key, "caption": r.caption, "width": r.width, "height": r.height, "format": r.format,
-                            "bytes": len(r.data), "source_shard": r.source, "sha256": r.sha256, "phash": r.phash}  # fmt: skip
-                    shard = shards.write(
-                        [
-                            (f"{r.key}.{r.ext}", r.data),
-                            (f"{r.key}.txt", r.caption.encode()),
-                            (f"{r.key}.json", json.dumps(info).encode()),
-                        ]
-                    )
-                    meta.add({**info, "shard": shard})
+                    meta.add({**r.info, "shard": shards.write_raw(r.members)})
                 advance(1)
         shards.close()
         meta.close()

@@ -108,10 +108,13 @@ class TarShardWriter:
 
     def write(self, members: list[tuple[str, bytes]]) -> str:
         """Add one sample's members; returns the shard file name it went to."""
+        return self.write_raw(b"".join(member_bytes(n, d) for n, d in members))
+
+    def write_raw(self, buf: bytes) -> str:
+        """Add one sample given as already-encoded tar members (see `member_bytes`)."""
         if self._file is None or self.count % self.samples_per_shard == 0:
             self._roll()
         assert self._file is not None
-        buf = b"".join(member_bytes(n, d) for n, d in members)
         self._file.write(buf)
         self._written += len(buf)
         self.count += 1
