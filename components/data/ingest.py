@@ -120,7 +120,9 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
         shards = TarShardWriter(join(tmp, "shards"), cfg.samples_per_shard)
         meta = ParquetRowWriter(join(tmp, "metadata.parquet"), META_SCHEMA)
         quarantine = ParquetRowWriter(join(tmp, "quarantine.parquet"), QUARANTINE_SCHEMA)
-        with progress_bar(cfg.progress, upstream["count"] or None) as advance:
+        n_tars = sum(k == "tar" for k, _ in targets)
+        total = upstream["count"] if upstream["n_stats_files"] == n_tars == len(targets) else None  # known only from stats
+        with progress_bar(cfg.progress, total) as advance:
             for r in check_all(iter_raw(targets, cfg), cfg):
                 if isinstance(r, Good) and r.key in seen:
                     r = Bad(r.source, r.key, "duplicate_key", "key already ingested from an earlier sample")

@@ -101,7 +101,9 @@ def build_synth(out_dir: str, cfg: SynthConfig) -> SynthResult:
     with atomic_dir(out_dir) as tmp:
         jobs = [(cfg, join(tmp, "train"), s) for s in range(n_shards)]
         if cfg.num_workers > 1 and n_shards > 1:
-            with mp.get_context("fork").Pool(min(cfg.num_workers, n_shards)) as pool:
+            ctx = mp.get_context("forkserver")  # fork is unsafe when the caller holds threads (Prefect, Ray)
+            ctx.set_forkserver_preload(["components.data.synth"])
+            with ctx.Pool(min(cfg.num_workers, n_shards)) as pool:
                 n = sum(pool.imap_unordered(_write_train_shard, jobs))
         else:
             n = sum(map(_write_train_shard, jobs))
