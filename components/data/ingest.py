@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import time
+import warnings
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -13,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 from components.data.checks import Bad, Good, RawSample, check_batch
 from components.data.config import IngestConfig
@@ -90,8 +92,14 @@ def check_all(samples: Iterator[RawSample], cfg: IngestConfig) -> Iterator[Good 
     """Ordered, bounded parallel map of `check_batch`: at most `max_in_flight` batches are queued."""
     batches = _batches(samples, cfg.batch_size)
     if cfg.num_workers == 0:
-        for b in batches:
-            yield from check_batch(b, cfg)
+        # PIL limits are process-global: restore the caller's after decoding in-process
+        old_limit = Image.MAX_IMAGE_PIXELS
+        try:
+            with warnings.catch_warnings():
+                for b in batches:
+                    yield from check_batch(b, cfg)
+        finally:
+            Image.MAX_IMAGE_PIXELS = old_limit
         return
     # forkserver: safe when the parent holds threads (fsspec/s3fs event loops), cheap after the first start
     ctx = mp.get_context("forkserver")

@@ -1,3 +1,4 @@
+import gzip
 import json
 import tarfile
 from pathlib import Path
@@ -98,6 +99,18 @@ def test_source_errors_name_the_source(tmp_path) -> None:
     (tmp_path / "garbage.tar").write_bytes(b"\x00" * 10 + b"not a tar at all" * 40)
     r = ingest([str(tmp_path / "garbage.tar")], str(tmp_path / "out"), CFG)
     assert r.n_input == r.n_quarantined == 1
+
+
+def test_gzipped_shard_and_pil_limits_restored(bad_shard_set, tmp_path) -> None:
+    from PIL import Image
+
+    urls, _, _ = bad_shard_set
+    gz = tmp_path / "shard-000000.tar.gz"
+    gz.write_bytes(gzip.compress(Path(urls[0]).read_bytes()))
+    before = Image.MAX_IMAGE_PIXELS
+    r = ingest([str(gz)], str(tmp_path / "gz"), CFG)
+    assert before == Image.MAX_IMAGE_PIXELS
+    assert r.n_ingested == 10 and r.by_reason["unsafe_path"] == 2 and r.by_reason["corrupt_tar_member"] == 1
 
 
 def test_key_rules() -> None:
