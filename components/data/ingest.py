@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import time
-import warnings
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 
-from components.data.checks import Bad, Good, RawSample, check_batch
+from components.data.checks import Bad, Good, RawSample
 from components.data.config import IngestConfig
 from components.data.sources import expand_sources, iter_manifest_samples, iter_tar_samples, read_upstream_stats
 from components.data.storage import TarShardWriter, atomic_dir, join, url_to_fs, write_bytes
+from components.data.workers import check_all
 
 META_SCHEMA = pa.schema(
     [("key", pa.string()), ("caption", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
@@ -75,43 +72,6 @@ def iter_raw(targets: Sequence[tuple[str, str]], cfg: IngestConfig) -> Iterator[
     """All raw samples of all sources, in order."""
     for kind, url in targets:
         yield from iter_tar_samples(url) if kind == "tar" else iter_manifest_samples(url, cfg)
-
-
-def _batches(samples: Iterator[RawSample], n: int) -> Iterator[list[RawSample]]:
-    batch: list[RawSample] = []
-    for s in samples:
-        batch.append(s)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def check_all(samples: Iterator[RawSample], cfg: IngestConfig) -> Iterator[Good | Bad]:
-    """Ordered, bounded parallel map of `check_batch`: at most `max_in_flight` batches are queued."""
-    batches = _batches(samples, cfg.batch_size)
-    if cfg.num_workers == 0:
-        # PIL limits are process-global: restore the caller's after decoding in-process
-        old_limit = Image.MAX_IMAGE_PIXELS
-        try:
-            with warnings.catch_warnings():
-                for b in batches:
-                    yield from check_batch(b, cfg)
-        finally:
-            Image.MAX_IMAGE_PIXELS = old_limit
-        return
-    # forkserver: safe when the parent holds threads (fsspec/s3fs event loops), cheap after the first start
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["components.data.checks"])
-    with ProcessPoolExecutor(cfg.num_workers, mp_context=ctx) as pool:
-        pending: deque = deque()
-        for b in batches:
-            pending.append(pool.submit(check_batch, b, cfg))
-            if len(pending) >= cfg.max_in_flight:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
 
 
 def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestResult:

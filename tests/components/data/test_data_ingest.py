@@ -1,15 +1,19 @@
 import gzip
 import json
+import os
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import fsspec
 import pandas as pd
 import pytest
 
+from components.data.checks import Bad, Good, check_batch
 from components.data.config import IngestConfig
-from components.data.ingest import ingest
-from components.data.sources import is_unsafe, split_key
+from components.data.ingest import ingest, iter_raw
+from components.data.sources import expand_sources, is_unsafe, split_key
+from components.data.workers import check_all
 
 CFG = IngestConfig(num_workers=0, max_pixels=1_000_000, samples_per_shard=5, progress=False)
 
@@ -111,6 +115,26 @@ def test_gzipped_shard_and_pil_limits_restored(bad_shard_set, tmp_path) -> None:
     r = ingest([str(gz)], str(tmp_path / "gz"), CFG)
     assert before == Image.MAX_IMAGE_PIXELS
     assert r.n_ingested == 10 and r.by_reason["unsafe_path"] == 2 and r.by_reason["corrupt_tar_member"] == 1
+
+
+def _crashing_check(batch, cfg):
+    """Stands in for a decoder that kills its process (segfault, OOM kill) on one sample."""
+    if any(s.key == "g0004" for s in batch):
+        os._exit(3)
+    return check_batch(batch, cfg)
+
+
+@pytest.mark.faults
+def test_a_dying_worker_quarantines_only_its_sample(bad_shard_set) -> None:
+    urls, expected, good = bad_shard_set
+    cfg = replace(CFG, num_workers=2, batch_size=4, max_in_flight=3)
+    samples = iter_raw(expand_sources(urls), cfg)
+    results = list(check_all(samples, cfg, check=_crashing_check))
+    reasons = {r.key: r.reason for r in results if isinstance(r, Bad)}
+    assert reasons.pop("g0004") == "decoder_crash"
+    assert {r.key for r in results if isinstance(r, Good)} == good - {"g0004"}
+    # g0003's second copy is only a duplicate once ingest compares keys; everything else keeps its reason
+    assert reasons == {k: v for k, v in expected.items() if k != "g0003"}
 
 
 def test_key_rules() -> None:
