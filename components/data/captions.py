@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from components.data.config import COLOURS, SHAPES
@@ -90,13 +92,14 @@ def caption(scene: Scene, rng: np.random.Generator, template: int | None = None)
     t = TEMPLATES[rng.integers(len(TEMPLATES)) if template is None else template]
     words = SHAPE_WORDS[scene.shape]
     shape = words[0] if rng.random() < 0.6 else words[rng.integers(len(words))]
-    return t.format(
+    text = t.format(
         size=scene.size,
         colour=scene.colour,
         shape=shape,
         where=WHERE[scene.position][rng.integers(2)],
         bg=BG_WORDS[scene.background][rng.integers(len(BG_WORDS[scene.background]))],
     )
+    return re.sub(r"\b([Aa]) (?=[aeiou])", r"\1n ", text)  # "an orange", "an upper"
 
 
 def captions(scene: Scene, rng: np.random.Generator, n: int) -> list[str]:
