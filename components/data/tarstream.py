@@ -1,0 +1,151 @@
+"""Streaming tar reader that reports corrupt and truncated members instead of stopping.
+
+Hand-written because `tarfile` in stream mode ends iteration silently at an invalid header in the
+middle of an archive (samples after it would vanish uncounted); here a bad header is reported and
+the reader resynchronises on the next valid header. Members are never extracted to disk.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+BLOCK = 512
+ZERO = bytes(BLOCK)
+REGULAR = (b"0", b"\0", b"7")
+
+
+@dataclass(frozen=True)
+class TarEntry:
+    """A regular member, or a problem (reason set) at `offset` with a best-effort `name`."""
+
+    name: str
+    data: bytes
+    offset: int
+    reason: str | None = None
+    detail: str = ""
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        b = f.read(n - got)
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def _checksum_ok(h: bytes) -> bool:
+    try:
+        stored = int(h[148:156].replace(b"\0", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    unsigned = sum(h) - sum(h[148:156]) + 8 * 32
+    if stored == unsigned:
+        return True
+    signed = unsigned - 256 * sum(1 for b in h[:148] + h[156:] if b > 127)  # some old writers used signed chars
+    return stored == signed
+
+
+def _field(h: bytes, a: int, b: int) -> str:
+    return h[a:b].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _size(h: bytes) -> int:
+    raw = h[124:136]
+    if raw[0] & 0x80:  # base-256 (GNU) for members over 8 GiB
+        return int.from_bytes(raw[1:], "big")
+    return int(raw.replace(b"\0", b" ").strip() or b"0", 8)
+
+
+def _name(h: bytes) -> str:
+    name, prefix = _field(h, 0, 100), _field(h, 345, 500) if h[257:262] == b"ustar" else ""
+    return f"{prefix}/{name}" if prefix else name
+
+
+def _pax(data: bytes) -> dict[str, str]:
+    out, i = {}, 0
+    while i < len(data):
+        sp = data.index(b" ", i)
+        n = int(data[i:sp])
+        k, _, v = data[sp + 1 : i + n - 1].partition(b"=")
+        out[k.decode("utf-8", "surrogateescape")] = v.decode("utf-8", "surrogateescape")
+        i += n
+    return out
+
+
+def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:
+    """Yield regular members in order; problems come as entries with `reason` set (then reading goes on if it can)."""
+    head = f.read(2)
+    if head[:2] == b"\x1f\x8b":
+        f = gzip.GzipFile(fileobj=_Prepend(head, f))  # type: ignore[assignment]
+        head = b""
+    offset, long_name, pax = 0, None, {}
+    hdr = head + _read_safe(f, BLOCK - len(head))
+    while True:
+        if isinstance(hdr, TarEntry):  # the stream itself failed (e.g. bad gzip)
+            yield TarEntry(long_name or "", b"", offset, "truncated_tar", hdr.detail)
+            return
+        if not hdr or hdr == ZERO:
+            return
+        if len(hdr) < BLOCK:
+            yield TarEntry("", b"", offset, "truncated_tar", f"archive ends inside a header at byte {offset}")
+            return
+        if not _checksum_ok(hdr):
+            yield TarEntry(_name(hdr), b"", offset, "corrupt_tar_member", f"bad header checksum at byte {offset}")
+            while True:  # resync: next block that is a valid ustar header
+                offset += BLOCK
+                hdr = _read_safe(f, BLOCK)
+                if isinstance(hdr, TarEntry) or len(hdr) < BLOCK or hdr == ZERO:
+                    return
+                if _checksum_ok(hdr) and hdr[257:262] == b"ustar":
+                    break
+            long_name, pax = None, {}
+            continue
+        start, size, kind = offset, _size(hdr), hdr[156:157]
+        name = pax.get("path") or long_name or _name(hdr)
+        data = _read_safe(f, size)
+        if isinstance(data, TarEntry) or len(data) < size:
+            got = 0 if isinstance(data, TarEntry) else len(data)
+            yield TarEntry(name, b"", offset, "truncated_tar", f"member {name!r} needs {size} bytes, archive has {got}")
+            return
+        _read_safe(f, -size % BLOCK)  # padding to the block boundary
+        offset += BLOCK + size + (-size % BLOCK)
+        if kind == b"L":
+            long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+        elif kind == b"x":
+            pax = _pax(data)
+        elif kind == b"g" or kind == b"5":
+            pass
+        else:
+            if kind in REGULAR:
+                yield TarEntry(name, data, start)
+            else:
+                yield TarEntry(name, b"", start, "unsupported_member", f"member type {kind!r} (link/device) at byte {start}")
+            long_name, pax = None, {}
+        hdr = _read_safe(f, BLOCK)
+
+
+def _read_safe(f: BinaryIO, n: int) -> bytes | TarEntry:
+    try:
+        return _read(f, n)
+    except (OSError, EOFError, zlib.error) as e:
+        return TarEntry("", b"", -1, "truncated_tar", f"{type(e).__name__}: {e}")
+
+
+class _Prepend:
+    """A file object that replays already-read bytes first (to sniff gzip magic on a stream)."""
+
+    def __init__(self, head: bytes, f: BinaryIO) -> None:
+        self.head, self.f = head, f
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out, self.head = self.head[:n] if n >= 0 else self.head, self.head[n:] if n >= 0 else b""
+            return out + (self.f.read(n - len(out)) if n < 0 or len(out) < n else b"")
+        return self.f.read(n)
