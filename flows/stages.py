@@ -49,6 +49,47 @@ def _exists(url: str) -> bool:
     return fs.exists(path)
 
 
+# ----------------------------------------------------------------------------- data
+def run_synth(params: Params) -> StageOutput:
+    """Write the embedded default dataset to OUT/raw, unless ingest reads the user's own sources."""
+    from components.data.synth import build_synth
+
+    if params.data.ingest.sources:
+        return StageOutput(summary={"skipped": "data.ingest.sources is set: the user's data is used"})
+    r = build_synth(raw_data_url(params), params.data.synth)
+    summary = {"train_pairs": r.n_train, "shards": r.n_shards, "planted_duplicates": r.n_planted, "seconds": round(r.seconds, 1)}
+    summary.update({f"eval/{k}": v for k, v in r.eval_sets.items()})
+    return StageOutput(summary=summary, links={"raw data": r.root})
+
+
+def ingest_sources(params: Params) -> list[str]:
+    """The configured sources, or the embedded dataset's training shards."""
+    return list(params.data.ingest.sources) or [out_path(params, "raw", "train")]
+
+
+def run_ingest(params: Params) -> StageOutput:
+    """Normalise and re-shard the sources, quarantining bad samples with a reason."""
+    from components.data.ingest import ingest
+
+    out = out_path(params, "ingest")
+    r = ingest(ingest_sources(params), out, params.data.ingest)
+    write_run_info(out, params.to_dict(), data_url=raw_data_url(params) if not params.data.ingest.sources else None)
+    summary = {"input": r.n_input, "ingested": r.n_ingested, "quarantined": r.n_quarantined, "shards": r.n_shards}
+    summary.update({f"quarantined/{k}": v for k, v in r.by_reason.items()})
+    summary["samples_per_s"] = round(r.samples_per_s, 1)
+    return StageOutput(summary=summary, links={"metadata": f"{out}/metadata.parquet", "quarantine": f"{out}/quarantine.parquet"})
+
+
+def run_validate(params: Params) -> StageOutput:
+    """great-expectations over the metadata table; a failed blocking expectation stops the run."""
+    from components.data.validate import validate
+
+    out = out_path(params, "validate")
+    r = validate(out_path(params, "ingest"), out, params.data.validate)
+    summary = {"passed": r.passed, "rows": r.n_rows, "failed": ", ".join(r.failed) or "-", "warnings": ", ".join(r.warnings) or "-"}
+    return StageOutput(summary=summary, links={"data docs": f"{out}/report.html"}, gate=Gate(r.passed, r.message))
+
+
 # ----------------------------------------------------------------------------- register
 def run_register(params: Params) -> StageOutput:
     """Compare the new model with the champion on the gate metric; promote only if better."""

@@ -130,7 +130,7 @@ def build_report(out_root: str | Path, cfg: ReportConfig, registry_path: str | P
         ok = validate.get("passed")
         verdict = "<span class='pass'>passed</span>" if ok else "<span class='fail'>failed</span>"
         rows = validate.get("expectations") if isinstance(validate.get("expectations"), list) else _kv_rows(validate)
-        links = [("Data Docs", os.path.relpath(p, dest))] if (p := out / "validate" / "data_docs.html").exists() else []
+        links = [("Data Docs", os.path.relpath(p, dest))] if (p := out / "validate" / "report.html").exists() else []
         sections.append(Section("Validation", text=[f"Validation {verdict}."], tables=[("expectations", rows)], links=links))
     for name, title in [("audit", "Dedup and overlap audit")]:
         data = _load_json(out / name / "summary.json")
