@@ -49,7 +49,9 @@ def build_tiny_model(seed: int = 0):
 
     torch.manual_seed(seed)
     model = create_model("tiny").eval()
-    corpus = [t.format(c=c) for c in COLORS for t in TEMPLATES] + [f"noisy {c} picture number {j}" for c in COLORS for j in range(9)]
+    corpus = [t.format(c=c) for c in COLORS for t in TEMPLATES] + [
+        f"noisy {c} picture number {j}" for c in COLORS for j in range(9)
+    ]
     tokenizer = Tokenizer.train(corpus * 3, vocab_size=300, context_length=32)
     return model, tokenizer
 

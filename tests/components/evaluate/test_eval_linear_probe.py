@@ -41,11 +41,11 @@ def test_search_peak_ties_keep_the_first() -> None:
 
 
 @pytest.mark.parametrize("k", [2, 4])
-@pytest.mark.parametrize("C", [1e-3, 1.0, 1e3])
-def test_sklearn_and_torch_solve_the_same_objective(k: int, C: float) -> None:
+@pytest.mark.parametrize("c", [1e-3, 1.0, 1e3])
+def test_sklearn_and_torch_solve_the_same_objective(k: int, c: float) -> None:
     X, y = _blobs(30, k, seed=k)
     Xt, _ = _blobs(10, k, seed=99)
-    a, b = fit_sklearn(X, y, C), fit_torch(X, y, C)
+    a, b = fit_sklearn(X, y, c), fit_torch(X, y, c)
     pa, pb = a.logits(Xt, k).softmax(1), b.logits(Xt, k).softmax(1)
     assert (pa.argmax(1) == pb.argmax(1)).all()
     assert np.abs((pa - pb).numpy()).max() < 1e-4

@@ -8,7 +8,9 @@ from components.evaluate.config import EvaluateConfig
 from components.evaluate.dataset import discover_eval_datasets, stratified_split
 from components.evaluate.suite import evaluate_model, quick_zeroshot_accuracy
 
-FAST = dict(progress=False, probe_c_steps=7, probe_c_init_steps=4, probe_c_min=1e-3, probe_c_max=1e3, fewshot_ks=(1, 2), batch_size=16)
+FAST = dict(
+    progress=False, probe_c_steps=7, probe_c_init_steps=4, probe_c_min=1e-3, probe_c_max=1e3, fewshot_ks=(1, 2), batch_size=16
+)
 
 
 def test_evaluate_model_writes_everything_and_reuses_the_cache(tmp_path, model_dir, eval_root, tiny_model) -> None:
