@@ -207,3 +207,22 @@ def cached_image_features(
     if feats.shape[0] != len(images):
         raise ValueError(f"{cache.path(key)}: holds {feats.shape[0]} rows for {len(images)} images; delete it and re-run")
     return feats.numpy()
+
+
+def cached_text_features(
+    cache: EmbeddingCache,
+    model: torch.nn.Module,
+    tokenizer: Callable,
+    model_id: str,
+    name: str,
+    texts: Sequence[str],
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """(N, D) normalised text features (prompts, captions), from the cache or encoded once and stored.
+
+    `model_id` must identify weights and tokenizer together (e.g. both files' sha256).
+    """
+    digest = hashlib.sha256(json.dumps([model_id, precision, list(texts)]).encode()).hexdigest()
+    key = f"{name}__text__{model_id[:12]}__{digest[:12]}"
+    meta = {"texts": name, "model_id": model_id, "precision": precision, "n": str(len(texts))}
+    return cache.get_or_compute(key, lambda: encode_texts(model, tokenizer, texts, precision=precision), meta)

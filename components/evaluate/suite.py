@@ -15,13 +15,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cache import EmbeddingCache, cached_image_features, encode_images, encode_texts, file_sha256
+from .cache import EmbeddingCache, cached_image_features, cached_text_features, encode_images, file_sha256
 from .config import EvaluateConfig
 from .dataset import EvalDataset, discover_eval_datasets, load_eval_dataset, probe_splits
 from .linear_probe import LinearProbeResult, fewshot_curve, linear_probe, plot_fewshot
 from .retrieval import flatten_captions, retrieval_metrics
 from .robustness import ShiftAccuracy, effective_robustness, plot_robustness
-from .zeroshot import build_classifier, classification_metrics, evaluate_zeroshot, plot_confusion, zeroshot_logits
+from .zeroshot import (
+    build_classifier,
+    classification_metrics,
+    classifier_from_prompt_features,
+    evaluate_zeroshot,
+    plot_confusion,
+    prompts,
+    zeroshot_logits,
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,8 @@ class _Run:
     tokenizer: Any
     model_name: str
     sha: str
+    text_id: str  # weights + tokenizer identity of cached text features
+    text_cache: EmbeddingCache
     cfg: EvaluateConfig
     device: torch.device
     out_dir: Path
@@ -135,7 +145,11 @@ def _run_classification(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
     tasks, cfg = run.cfg.tasks, run.cfg
     n_classes = len(ds.classnames)
     if "zeroshot_classification" in tasks:
-        clf = build_classifier(run.model, run.tokenizer, ds.classnames, ds.templates, cfg.precision)
+        texts = prompts(ds.classnames, ds.templates)
+        feats_txt = cached_text_features(
+            run.text_cache, run.model, run.tokenizer, run.text_id, f"{ds.name}-prompts", texts, cfg.precision
+        )
+        clf = classifier_from_prompt_features(feats_txt, len(ds.classnames), len(ds.templates))
         run.zs_classifiers[ds.name] = clf
         zs = evaluate_zeroshot(feats, ds.labels, clf)
         png = plot_confusion(
@@ -174,7 +188,9 @@ def _run_classification(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
 
 def _run_retrieval(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
     texts, owner = flatten_captions(ds.captions)
-    txt = encode_texts(run.model, run.tokenizer, texts, precision=run.cfg.precision)
+    txt = cached_text_features(
+        run.text_cache, run.model, run.tokenizer, run.text_id, f"{ds.name}-captions", texts, run.cfg.precision
+    )
     metrics = retrieval_metrics(feats, txt, owner, run.cfg.recall_ks)
     run.record(ds, "zeroshot_retrieval", metrics, n_images=len(ds), n_texts=len(texts))
 
@@ -261,7 +277,9 @@ def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | 
     if not datasets:
         raise FileNotFoundError(f"{eval_root}: no eval datasets (directories with manifest.csv)")
     cache = EmbeddingCache(cfg.cache_dir or out_dir / "cache")
-    run = _Run(model, tokenizer, Path(model_dir).name, sha, cfg, device, out_dir)
+    text_id = sha + file_sha256(Path(model_dir) / "tokenizer.json")
+    text_cache = EmbeddingCache(cache.root)  # own counters: `encoded`/`cached` count image sets
+    run = _Run(model, tokenizer, Path(model_dir).name, sha, text_id, text_cache, cfg, device, out_dir)
     feats = {
         ds.name: cached_image_features(
             cache,
@@ -302,7 +320,12 @@ def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | 
                     "config": dataclasses.asdict(cfg),
                     "git_revision": _git_revision(),
                     "datasets": {d.name: d.manifest_sha256 for d in datasets},
-                    "cache": {"encoded": cache.misses, "cached": cache.hits},
+                    "cache": {
+                        "encoded": cache.misses,
+                        "cached": cache.hits,
+                        "text_encoded": text_cache.misses,
+                        "text_cached": text_cache.hits,
+                    },
                 }
             ),
             indent=2,

@@ -22,9 +22,18 @@ def build_classifier(
     model: torch.nn.Module, tokenizer: Callable, classnames: Sequence[str], templates: Sequence[str], precision: str = "fp32"
 ) -> torch.Tensor:
     """(D, C) zero-shot weights: each prompt embedding normalised, averaged per class, re-normalised."""
-    prompts = [t.format(c=c) for c in classnames for t in templates]
-    text = encode_texts(model, tokenizer, prompts, precision=precision)  # (C*T, D), normalised
-    per_class = text.view(len(classnames), len(templates), -1).mean(dim=1)  # (C, D)
+    text = encode_texts(model, tokenizer, prompts(classnames, templates), precision=precision)  # (C*T, D), normalised
+    return classifier_from_prompt_features(text, len(classnames), len(templates))
+
+
+def prompts(classnames: Sequence[str], templates: Sequence[str]) -> list[str]:
+    """Class-major prompt list: every template for class 0, then class 1, ..."""
+    return [t.format(c=c) for c in classnames for t in templates]
+
+
+def classifier_from_prompt_features(text: torch.Tensor, n_classes: int, n_templates: int) -> torch.Tensor:
+    """(C*T, D) normalised prompt features (class-major) -> (D, C): averaged per class, re-normalised."""
+    per_class = torch.as_tensor(text).view(n_classes, n_templates, -1).mean(dim=1)  # (C, D)
     return F.normalize(per_class, dim=-1).T.contiguous()  # (D, C)
 
 

@@ -43,6 +43,8 @@ def test_evaluate_model_writes_everything_and_reuses_the_cache(tmp_path, model_d
     again = evaluate_model(model_dir, eval_root, tmp_path / "out2", EvaluateConfig(**FAST, cache_dir=str(out / "cache")))
     assert (again.encoded, again.cached) == (0, 2)
     assert again.metrics == res.metrics
+    cache_counts = json.loads((tmp_path / "out2" / "run.json").read_text())["cache"]
+    assert cache_counts == {"encoded": 0, "cached": 2, "text_encoded": 0, "text_cached": 3}  # prompts x2, captions
 
     model, tokenizer = tiny_model
     quick = quick_zeroshot_accuracy(model, tokenizer, eval_root / "colors")
