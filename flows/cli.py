@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "flows.commands.core",
     "flows.commands.data",
     "flows.commands.pipeline",
+    "flows.commands.evaluate",
 ]
 
 

@@ -23,6 +23,7 @@ SECTIONS: dict[str, str] = {
     "data": "components.data.config:DataConfig",
     "registry": "components.registry:RegistryConfig",
     "report": "components.report.build:ReportConfig",
+    "evaluate": "components.evaluate.config:EvaluateConfig",
 }
 
 

@@ -1,0 +1,1 @@
+"""Evaluation stage: embedding cache, zero-shot classification and retrieval, linear probe, robustness."""

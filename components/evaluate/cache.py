@@ -1,0 +1,228 @@
+"""Embedding cache: each eval image is encoded once per (dataset, split, checkpoint, transform, precision)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from clip_core import image_transform
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Content hash of a file (the checkpoint's identity in cache keys)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def open_image(location: str) -> Image.Image:
+    """A local path or any fsspec URL -> RGB PIL image."""
+    if "://" in location:
+        import fsspec
+
+        with fsspec.open(location, "rb") as f:
+            return Image.open(io.BytesIO(f.read())).convert("RGB")
+    with Image.open(location) as im:
+        return im.convert("RGB")
+
+
+class ImageListDataset(Dataset):
+    """Images from a list of locations through a transform; returns (tensor, index)."""
+
+    def __init__(self, images: Sequence[str], transform: Callable):
+        self.images = list(images)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(open_image(self.images[i])), i
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU or CUDA, or nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def encode_images(
+    model: torch.nn.Module,
+    images: Sequence[str],
+    transform: Callable | None = None,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    precision: str = "fp32",
+    progress: bool = False,
+    desc: str = "encode",
+) -> torch.Tensor:
+    """Encode images -> (N, D) float32 L2-normalised features, manifest order."""
+    device = next(model.parameters()).device
+    transform = transform or image_transform(model.cfg.vision_cfg.image_size, is_train=False)
+    loader = DataLoader(ImageListDataset(images, transform), batch_size=batch_size, num_workers=num_workers, shuffle=False)
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc=desc, unit="batch")
+    was_training = model.training
+    model.eval()
+    out = []
+    for x, _ in loader:
+        with autocast(device, precision):
+            feats = model.encode_image(x.to(device))  # (B, D)
+        out.append(F.normalize(feats.float(), dim=-1).cpu())
+    model.train(was_training)
+    if not out:
+        return torch.zeros(0, model.cfg.embed_dim)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def encode_texts(
+    model: torch.nn.Module, tokenizer: Callable, texts: Sequence[str], batch_size: int = 256, precision: str = "fp32"
+) -> torch.Tensor:
+    """Encode texts -> (N, D) float32 L2-normalised features."""
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(texts), batch_size):
+        tokens = tokenizer(list(texts[i : i + batch_size])).to(device)
+        with autocast(device, precision):
+            feats = model.encode_text(tokens)  # (B, D)
+        out.append(F.normalize(feats.float(), dim=-1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.cfg.embed_dim)
+
+
+def cache_key(
+    dataset: str, split: str, checkpoint_sha256: str, transform: dict, precision: str, manifest_sha256: str = ""
+) -> str:
+    """A file-name-safe key; any change of checkpoint, transform, precision or manifest gives a new key."""
+    spec = json.dumps(
+        {"ckpt": checkpoint_sha256, "transform": transform, "precision": precision, "manifest": manifest_sha256},
+        sort_keys=True,
+    )
+    return f"{dataset}__{split}__{checkpoint_sha256[:12]}__{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
+
+
+class EmbeddingCache:
+    """Features as `<key>.safetensors` files under one directory, written atomically."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.safetensors"
+
+    def load(self, key: str) -> torch.Tensor | None:
+        from safetensors.torch import load_file
+
+        p = self.path(key)
+        return load_file(str(p))["features"] if p.exists() else None
+
+    def save(self, key: str, features: torch.Tensor, meta: dict[str, str] | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"features": features.contiguous()}, tmp, metadata=meta or {})
+            os.replace(tmp, self.path(key))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return self.path(key)
+
+    def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor], meta: dict[str, str] | None = None) -> torch.Tensor:
+        """Cached features, or compute, store and return them."""
+        feats = self.load(key)
+        if feats is not None:
+            self.hits += 1
+            return feats
+        self.misses += 1
+        feats = compute()
+        self.save(key, feats, meta)
+        return feats
+
+
+def transform_spec(model: torch.nn.Module) -> dict:
+    """What defines the eval transform (part of the cache key)."""
+    from clip_core.transforms import OPENAI_MEAN, OPENAI_STD
+
+    return {
+        "image_size": model.cfg.vision_cfg.image_size,
+        "mean": OPENAI_MEAN,
+        "std": OPENAI_STD,
+        "resize": "bicubic+center_crop",
+    }
+
+
+def cached_image_features(
+    cache: EmbeddingCache,
+    model: torch.nn.Module,
+    checkpoint_sha256: str,
+    dataset: str,
+    images: Sequence[str],
+    split: str = "all",
+    manifest_sha256: str = "",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    precision: str = "fp32",
+    progress: bool = False,
+    encode: Callable[..., torch.Tensor] = encode_images,
+) -> np.ndarray:
+    """(N, D) normalised float32 features of `images`, from the cache or encoded once and stored."""
+    key = cache_key(dataset, split, checkpoint_sha256, transform_spec(model), precision, manifest_sha256)
+    meta = {
+        "dataset": dataset,
+        "split": split,
+        "checkpoint_sha256": checkpoint_sha256,
+        "precision": precision,
+        "n": str(len(images)),
+    }
+
+    def compute() -> torch.Tensor:
+        return encode(
+            model, images, batch_size=batch_size, num_workers=num_workers, precision=precision, progress=progress, desc=dataset
+        )
+
+    feats = cache.get_or_compute(key, compute, meta)
+    if feats.shape[0] != len(images):
+        raise ValueError(f"{cache.path(key)}: holds {feats.shape[0]} rows for {len(images)} images; delete it and re-run")
+    return feats.numpy()
+
+
+def cached_text_features(
+    cache: EmbeddingCache,
+    model: torch.nn.Module,
+    tokenizer: Callable,
+    model_id: str,
+    name: str,
+    texts: Sequence[str],
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """(N, D) normalised text features (prompts, captions), from the cache or encoded once and stored.
+
+    `model_id` must identify weights and tokenizer together (e.g. both files' sha256).
+    """
+    digest = hashlib.sha256(json.dumps([model_id, precision, list(texts)]).encode()).hexdigest()
+    key = f"{name}__text__{model_id[:12]}__{digest[:12]}"
+    meta = {"texts": name, "model_id": model_id, "precision": precision, "n": str(len(texts))}
+    return cache.get_or_compute(key, lambda: encode_texts(model, tokenizer, texts, precision=precision), meta)

@@ -1,0 +1,145 @@
+"""Read evaluation dataset directories (manifest.csv, classnames.txt, templates.txt, dataset.json) and split them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+def load_templates(name_or_path: str | Path = "imagenet") -> list[str]:
+    """Prompt templates: a shipped list by name (`imagenet`: CLIP's 80) or a file, one `{c}` template per line."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = TEMPLATES_DIR / f"{name_or_path}.txt"
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class EvalDataset:
+    """One evaluation set: image locations plus labels and/or captions, as the directory format describes."""
+
+    name: str
+    root: str
+    images: list[str]  # absolute paths or URLs, manifest order
+    labels: np.ndarray | None = None  # (N,) int64
+    captions: list[list[str]] | None = None
+    classnames: list[str] = field(default_factory=list)
+    templates: list[str] = field(default_factory=list)
+    split: np.ndarray | None = None  # (N,) str, from an optional `split` column
+    keys: list[str] | None = None
+    shift_of: str | None = None
+    task: str = "classification"
+    manifest_sha256: str = ""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def has_classification(self) -> bool:
+        return self.labels is not None and len(self.classnames) > 0
+
+    @property
+    def has_retrieval(self) -> bool:
+        return self.captions is not None
+
+
+def _resolve(root: Path, image: str) -> str:
+    if "://" in image or Path(image).is_absolute():
+        return image
+    return str(root / image)
+
+
+def load_eval_dataset(root: str | Path) -> EvalDataset:
+    """Read one evaluation directory; errors name the file and what is wrong."""
+    root = Path(root)
+    manifest = root / "manifest.csv"
+    if not manifest.exists():
+        raise FileNotFoundError(f"{manifest}: missing; an eval dataset directory needs manifest.csv")
+    raw = manifest.read_bytes()
+    df = pd.read_csv(manifest, dtype={"image": str})
+    if "image" not in df.columns:
+        raise ValueError(f"{manifest}: no 'image' column (columns: {list(df.columns)})")
+    meta = json.loads((root / "dataset.json").read_text()) if (root / "dataset.json").exists() else {}
+    classnames = []
+    if (root / "classnames.txt").exists():
+        classnames = [c.strip() for c in (root / "classnames.txt").read_text().splitlines() if c.strip()]
+    templates = load_templates(root / "templates.txt") if (root / "templates.txt").exists() else load_templates("imagenet")
+    labels = None
+    if "label" in df.columns and df["label"].notna().all():
+        labels = df["label"].to_numpy(dtype=np.int64)
+        if classnames and (labels.min() < 0 or labels.max() >= len(classnames)):
+            raise ValueError(
+                f"{manifest}: labels must lie in [0, {len(classnames)}) (classnames.txt has {len(classnames)} lines)"
+            )
+    captions = None
+    if "captions" in df.columns:
+        try:
+            captions = [json.loads(c) if isinstance(c, str) else [] for c in df["captions"]]
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{manifest}: 'captions' must hold a JSON list of strings per row ({e})") from e
+        if not any(captions):
+            captions = None
+    return EvalDataset(
+        name=meta.get("name", root.name),
+        root=str(root),
+        images=[_resolve(root, p) for p in df["image"]],
+        labels=labels,
+        captions=captions,
+        classnames=classnames,
+        templates=templates,
+        split=df["split"].astype(str).to_numpy() if "split" in df.columns else None,
+        keys=df["key"].astype(str).tolist() if "key" in df.columns else None,
+        shift_of=meta.get("shift_of"),
+        task=meta.get("task", "classification" if labels is not None else "retrieval"),
+        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def discover_eval_datasets(eval_root: str | Path, include: tuple[str, ...] = ()) -> list[EvalDataset]:
+    """Every `<eval_root>/<name>/manifest.csv` directory (or only those named in `include`), sorted by name."""
+    eval_root = Path(eval_root)
+    if not eval_root.is_dir():
+        raise FileNotFoundError(f"{eval_root}: eval root not found (expected OUT/raw/eval/<name>/manifest.csv)")
+    found = [load_eval_dataset(d) for d in sorted(eval_root.iterdir()) if (d / "manifest.csv").exists()]
+    if include:
+        missing = sorted(set(include) - {d.name for d in found})
+        if missing:
+            raise ValueError(f"{eval_root}: datasets {missing} not found; present: {[d.name for d in found]}")
+        found = [d for d in found if d.name in include]
+    return found
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (first, rest): `fraction` of each class (at least one where a class has two or more) vs the rest.
+
+    Deterministic in (labels, fraction, seed); both index arrays are sorted.
+    """
+    rng = np.random.default_rng(seed)
+    first = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        n = round(fraction * len(idx))
+        n = min(max(n, 1), len(idx) - 1) if len(idx) > 1 else 0
+        first.append(idx[:n])
+    first_idx = np.sort(np.concatenate(first)) if first else np.array([], dtype=np.int64)
+    rest = np.setdiff1d(np.arange(len(labels)), first_idx)
+    return first_idx, rest
+
+
+def probe_splits(ds: EvalDataset, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices of a classification set: its `split` column if present, else a stratified carve."""
+    assert ds.labels is not None
+    if ds.split is not None:
+        train = np.flatnonzero(np.isin(ds.split, ["train", "val"]))
+        test = np.flatnonzero(~np.isin(ds.split, ["train", "val"]))
+        if len(train) and len(test):
+            return train, test
+    return stratified_split(ds.labels, train_fraction, seed)

@@ -1,0 +1,352 @@
+"""The evaluation suite: encode every eval set once (cached), run every applicable task, write JSON, tables, plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .cache import EmbeddingCache, cached_image_features, cached_text_features, encode_images, file_sha256
+from .config import EvaluateConfig
+from .dataset import EvalDataset, discover_eval_datasets, load_eval_dataset, probe_splits
+from .linear_probe import LinearProbeResult, fewshot_curve, linear_probe, plot_fewshot
+from .retrieval import flatten_captions, retrieval_metrics
+from .robustness import ShiftAccuracy, effective_robustness, plot_robustness
+from .zeroshot import (
+    build_classifier,
+    classification_metrics,
+    classifier_from_prompt_features,
+    evaluate_zeroshot,
+    plot_confusion,
+    prompts,
+    zeroshot_logits,
+)
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """Where the results went, every (dataset, task) record, the flat DVC metrics and cache counts."""
+
+    out_dir: Path
+    records: list[dict[str, Any]]
+    metrics: dict[str, float]
+    encoded: int  # eval sets encoded in this run
+    cached: int  # eval sets read from the cache
+    table_markdown: str = ""
+    plots: list[Path] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_model_dir(model_dir: str | Path, device: torch.device | str = "cpu"):
+    """(model in eval mode, tokenizer, sha256 of model.safetensors) from a model directory."""
+    from clip_core import Tokenizer, load_checkpoint
+
+    model_dir = Path(model_dir)
+    weights = model_dir / "model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights}: not found; a model directory holds model.safetensors, model.json, tokenizer.json")
+    model = load_checkpoint(weights).to(device).eval()
+    tokenizer = Tokenizer.load(model_dir / "tokenizer.json")
+    return model, tokenizer, file_sha256(weights)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, dict keys -> str."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write text via a temp file and rename, so a crash never leaves a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def _git_revision() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@dataclass
+class _Run:
+    """State shared by the tasks of one suite run."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    model_name: str
+    sha: str
+    text_id: str  # weights + tokenizer identity of cached text features
+    text_cache: EmbeddingCache
+    cfg: EvaluateConfig
+    device: torch.device
+    out_dir: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+    probes: dict[str, tuple[LinearProbeResult, np.ndarray]] = field(default_factory=dict)  # name -> (probe, train idx)
+    zs_classifiers: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def record(self, ds: EvalDataset, task: str, metrics: dict[str, Any], **extra: Any) -> None:
+        rec = {
+            "dataset": ds.name,
+            "model": self.model_name,
+            "pretrained": self.sha[:12],
+            "task": task,
+            "metrics": _clean(metrics),
+            "language": "en",
+            **_clean(extra),
+        }
+        self.records.append(rec)
+        write_atomic(self.out_dir / "results" / f"{ds.name}__{task}.json", json.dumps(rec, indent=2))
+
+    def probe_kwargs(self) -> dict[str, Any]:
+        c = self.cfg
+        return dict(
+            backend=c.probe_backend,
+            val_fraction=c.probe_val_fraction,
+            c_min=c.probe_c_min,
+            c_max=c.probe_c_max,
+            c_steps=c.probe_c_steps,
+            c_init_steps=c.probe_c_init_steps,
+            max_iter=c.probe_max_iter,
+            seed=c.seed,
+            device=str(self.device),
+        )
+
+
+def _run_classification(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
+    tasks, cfg = run.cfg.tasks, run.cfg
+    n_classes = len(ds.classnames)
+    if "zeroshot_classification" in tasks:
+        texts = prompts(ds.classnames, ds.templates)
+        feats_txt = cached_text_features(
+            run.text_cache, run.model, run.tokenizer, run.text_id, f"{ds.name}-prompts", texts, cfg.precision
+        )
+        clf = classifier_from_prompt_features(feats_txt, len(ds.classnames), len(ds.templates))
+        run.zs_classifiers[ds.name] = clf
+        zs = evaluate_zeroshot(feats, ds.labels, clf)
+        png = plot_confusion(
+            zs.confusion, ds.classnames, run.out_dir / "plots" / f"{ds.name}__confusion.png", f"{ds.name}: zero-shot"
+        )
+        run.plots.append(png)
+        run.record(
+            ds,
+            "zeroshot_classification",
+            zs.metrics,
+            n_images=len(ds),
+            n_classes=n_classes,
+            n_templates=len(ds.templates),
+            confusion_matrix=zs.confusion.tolist(),
+        )
+    if ds.shift_of is not None or not ({"linear_probe", "fewshot"} & set(tasks)):
+        return
+    train, test = probe_splits(ds, cfg.probe_train_fraction, cfg.seed)
+    if len(np.unique(ds.labels[train])) < 2:
+        return
+    Xtr, ytr, Xte, yte = feats[train], ds.labels[train], feats[test], ds.labels[test]
+    if "linear_probe" in tasks:
+        probe = linear_probe(Xtr, ytr, Xte, yte, n_classes, **run.probe_kwargs())
+        run.probes[ds.name] = (probe, train)
+        run.record(ds, "linear_probe", probe.metrics, sweep=probe.sweep, backend=cfg.probe_backend)
+    if "fewshot" in tasks:
+        rows = fewshot_curve(Xtr, ytr, Xte, yte, n_classes, cfg.fewshot_ks, **run.probe_kwargs())
+        zs_test = None
+        if ds.name in run.zs_classifiers:
+            zs_test = classification_metrics(zeroshot_logits(Xte, run.zs_classifiers[ds.name]), yte)["acc1"]
+        png = run.out_dir / "plots" / f"{ds.name}__fewshot.png"
+        plot_fewshot(rows, zs_test, png, f"{ds.name}: few-shot linear probe")
+        run.plots.append(png)
+        run.record(ds, "fewshot", {f"lp_acc1@{r['k']}shot": r["lp_acc1"] for r in rows}, curve=rows, zeroshot_acc1_test=zs_test)
+
+
+def _run_retrieval(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
+    texts, owner = flatten_captions(ds.captions)
+    txt = cached_text_features(
+        run.text_cache, run.model, run.tokenizer, run.text_id, f"{ds.name}-captions", texts, run.cfg.precision
+    )
+    metrics = retrieval_metrics(feats, txt, owner, run.cfg.recall_ks)
+    run.record(ds, "zeroshot_retrieval", metrics, n_images=len(ds), n_texts=len(texts))
+
+
+def _shift_accuracy(
+    ds: EvalDataset, x: np.ndarray, y: np.ndarray, clf: torch.Tensor, probe: LinearProbeResult | None
+) -> ShiftAccuracy:
+    """Zero-shot (base classifier) and probe (trained on the base set) top-1 on some images of `ds`."""
+    zs = classification_metrics(zeroshot_logits(x, clf), y)["acc1"]
+    lp = None
+    if probe is not None and probe.model is not None:
+        lp = classification_metrics(probe.model.logits(x, clf.shape[1]), y)["acc1"]
+    return ShiftAccuracy(ds.name, zs, lp)
+
+
+def _run_robustness(run: _Run, datasets: list[EvalDataset], feats: dict[str, np.ndarray]) -> None:
+    for base in datasets:
+        shifts = [d for d in datasets if d.shift_of == base.name and d.has_classification]
+        if not shifts or base.name not in run.zs_classifiers:
+            continue
+        clf = run.zs_classifiers[base.name]
+        probe, train_idx = run.probes.get(base.name, (None, None))
+        # base accuracy on the probe's test split (so zero-shot and probe see the same images)
+        test_idx = np.setdiff1d(np.arange(len(base)), train_idx) if train_idx is not None else np.arange(len(base))
+        train_keys = {base.keys[i] for i in train_idx} if (train_idx is not None and base.keys) else set()
+
+        base_acc = _shift_accuracy(base, feats[base.name][test_idx], base.labels[test_idx], clf, probe)
+        rows, shifted = {}, []
+        for s in shifts:
+            keep = np.array([i for i in range(len(s)) if not (s.keys and s.keys[i] in train_keys)], dtype=np.int64)
+            acc = _shift_accuracy(s, feats[s.name][keep], s.labels[keep], clf, probe)
+            shifted.append(acc)
+            rows[s.name] = effective_robustness(base_acc, acc)
+        png = plot_robustness(base_acc, shifted, run.out_dir / "plots" / f"{base.name}__robustness.png")
+        run.plots.append(png)
+        flat = {f"{name}/{k}": v for name, r in rows.items() for k, v in r.items() if v is not None}
+        flat.update(base_zeroshot_acc1=base_acc.zeroshot_acc1, base_linear_probe_acc1=base_acc.linear_probe_acc1)
+        run.record(base, "robustness", flat, shifts=rows)
+
+
+def flat_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
+    """`{dataset}/{task}/{metric}` -> value for every scalar metric (for `dvc metrics show`)."""
+    out = {}
+    for r in records:
+        for k, v in r["metrics"].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[f"{r['dataset']}/{r['task']}/{k}"] = v
+    return out
+
+
+def results_tables(records: list[dict[str, Any]]) -> tuple[str, str]:
+    """(markdown, html): one table per task, one row per dataset, scalar metrics as columns."""
+    import pandas as pd
+
+    md, html = [], ["<html><head><meta charset='utf-8'><title>evaluation</title></head><body>"]
+    for task in dict.fromkeys(r["task"] for r in records):
+        rows = [
+            {"dataset": r["dataset"], **{k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}}
+            for r in records
+            if r["task"] == task
+        ]
+        df = pd.DataFrame(rows).set_index("dataset")
+        md.append(f"### {task}\n\n{df.to_markdown(floatfmt='.4f') if _has_tabulate() else df.to_string()}\n")
+        html.append(f"<h3>{task}</h3>{df.to_html(float_format=lambda x: f'{x:.4f}')}")
+    html.append("</body></html>")
+    return "\n".join(md), "\n".join(html)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | Path, cfg: EvaluateConfig) -> EvaluateResult:
+    """Run the whole suite for one model directory over every eval set under `eval_root`; write under `out_dir`."""
+    out_dir = Path(out_dir)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model, tokenizer, sha = load_model_dir(model_dir, device)
+    datasets = discover_eval_datasets(eval_root, cfg.datasets)
+    if not datasets:
+        raise FileNotFoundError(f"{eval_root}: no eval datasets (directories with manifest.csv)")
+    cache = EmbeddingCache(cfg.cache_dir or out_dir / "cache")
+    text_id = sha + file_sha256(Path(model_dir) / "tokenizer.json")
+    text_cache = EmbeddingCache(cache.root)  # own counters: `encoded`/`cached` count image sets
+    run = _Run(model, tokenizer, Path(model_dir).name, sha, text_id, text_cache, cfg, device, out_dir)
+    feats = {
+        ds.name: cached_image_features(
+            cache,
+            model,
+            sha,
+            ds.name,
+            ds.images,
+            "all",
+            ds.manifest_sha256,
+            cfg.batch_size,
+            cfg.num_workers,
+            cfg.precision,
+            cfg.progress,
+        )
+        for ds in datasets
+    }
+    for ds in datasets:
+        if ds.has_classification:
+            _run_classification(run, ds, feats[ds.name])
+        if ds.has_retrieval and "zeroshot_retrieval" in cfg.tasks:
+            _run_retrieval(run, ds, feats[ds.name])
+    if "robustness" in cfg.tasks:
+        _run_robustness(run, datasets, feats)
+
+    metrics = flat_metrics(run.records)
+    md, html = results_tables(run.records)
+    write_atomic(out_dir / "results.json", json.dumps(run.records, indent=2))
+    write_atomic(out_dir / "results.md", md)
+    write_atomic(out_dir / "results.html", html)
+    write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
+    write_atomic(
+        out_dir / "run.json",
+        json.dumps(
+            _clean(
+                {
+                    "model_dir": str(model_dir),
+                    "checkpoint_sha256": sha,
+                    "config": dataclasses.asdict(cfg),
+                    "git_revision": _git_revision(),
+                    "datasets": {d.name: d.manifest_sha256 for d in datasets},
+                    "cache": {
+                        "encoded": cache.misses,
+                        "cached": cache.hits,
+                        "text_encoded": text_cache.misses,
+                        "text_cached": text_cache.hits,
+                    },
+                }
+            ),
+            indent=2,
+        ),
+    )
+    return EvaluateResult(out_dir, run.records, metrics, cache.misses, cache.hits, md, run.plots)
+
+
+def quick_zeroshot_accuracy(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    eval_dir: str | Path,
+    batch_size: int = 64,
+    precision: str = "fp32",
+    max_images: int | None = None,
+) -> dict[str, float]:
+    """In-training check: zero-shot metrics of an in-memory model on one eval dir (no cache, no files written)."""
+    ds = load_eval_dataset(eval_dir)
+    if not ds.has_classification:
+        raise ValueError(f"{eval_dir}: not a classification set (needs label column and classnames.txt)")
+    n = len(ds) if max_images is None else min(max_images, len(ds))
+    feats = encode_images(model, ds.images[:n], batch_size=batch_size, precision=precision)
+    clf = build_classifier(model, tokenizer, ds.classnames, ds.templates, precision)
+    return classification_metrics(zeroshot_logits(feats, clf), ds.labels[:n])
