@@ -20,6 +20,7 @@ import yaml
 # section name -> "module:Class". Classes live in light modules (no torch import at load time).
 SECTIONS: dict[str, str] = {
     "pipeline": "flows.config:PipelineConfig",
+    "train": "components.train.config:TrainConfig",
 }
 
 
