@@ -50,6 +50,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     store = CheckpointStore(config["storage_path"])
     step = resume(engine, store, rank, world)
+    resumed_from = step
     mlog = MetricsLog(config["storage_path"], rank, cfg.steps, step, cfg.tensorboard)
     global_batch = cfg.batch_size * cfg.accum_steps * world
     window = {"loss": 0.0, "n": 0, "t": 0.0, "wait": 0.0, "scale": float("nan")}
@@ -86,6 +87,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
                 }
                 if last_eval is not None:
                     record["zeroshot_top1"] = last_eval
+                if resumed_from:
+                    record["resumed_from"] = resumed_from
                 mlog.log(record)
                 recent_loss = record["loss"]
                 window.update(loss=0.0, n=0, t=0.0, wait=0.0)
