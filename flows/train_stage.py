@@ -77,6 +77,18 @@ def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str
     }
 
 
+def _git_rev() -> str | None:
+    """The checkout's commit (with "-dirty" when there are local changes), or None outside git."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     """Train per params on Ray workers; return the URL of the final model directory (OUT/train/model)."""
     from components.train.loop import train_loop_per_worker
@@ -89,7 +101,8 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
     fs, root = fsspec.core.url_to_fs(storage)
     fs.makedirs(root, exist_ok=True)
-    fs.pipe_file(posixpath.join(root, "config.json"), json.dumps(params.to_dict(), indent=2).encode())
+    record = {"params": params.to_dict(), "git_rev": _git_rev(), "shards": shards}
+    fs.pipe_file(posixpath.join(root, "run.json"), json.dumps(record, indent=2).encode())
     t0 = time.perf_counter()
     launch(
         train_loop_per_worker, fn_config, num_workers=t.workers, use_gpu=t.use_gpu, cpus_per_worker=t.cpus_per_worker,

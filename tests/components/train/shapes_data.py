@@ -55,19 +55,27 @@ def write_shape_shards(out_dir: str | Path, n_shards: int = 4, per_shard: int = 
 
 
 def write_colour_eval(out_dir: str | Path, n: int = 160, seed: int = 1) -> Path:
-    """An eval directory in the shared format: classify the colour of a shape."""
+    """An eval directory in the shared format: classify the colour of a shape (8 classes)."""
+    return write_eval(out_dir, "colour", n, seed)
+
+
+def write_eval(out_dir: str | Path, kind: str, n: int = 160, seed: int = 1) -> Path:
+    """An eval directory in the shared format; `kind` "colour" (8 classes) or "shape" (3 classes)."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    names = list(COLOURS)
+    names = list(COLOURS) if kind == "colour" else list(SHAPES)
     with open(out / "manifest.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["image", "label"])
         for i in range(n):
             label = i % len(names)
-            draw(names[label], rng.choice(SHAPES), rng).save(out / "images" / f"{i:05d}.png")
+            colour, shape = (names[label], rng.choice(SHAPES)) if kind == "colour" else (rng.choice(list(COLOURS)), names[label])
+            draw(colour, shape, rng).save(out / "images" / f"{i:05d}.png")
             w.writerow([f"images/{i:05d}.png", label])
     (out / "classnames.txt").write_text("\n".join(names) + "\n")
-    (out / "templates.txt").write_text("".join(f"a {{c}} {s}\n" for s in SHAPES))
-    (out / "dataset.json").write_text(json.dumps({"name": "shape-colours", "task": "classification", "shift_of": None}))
+    others = SHAPES if kind == "colour" else list(COLOURS)
+    lines = [f"a {{c}} {o}" if kind == "colour" else f"a {o} {{c}}" for o in others]
+    (out / "templates.txt").write_text("\n".join(lines) + "\n")
+    (out / "dataset.json").write_text(json.dumps({"name": f"shape-{kind}s", "task": "classification", "shift_of": None}))
     return out
