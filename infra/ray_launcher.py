@@ -27,7 +27,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=True)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    tmp = os.environ.get("CLIP_RAY_TMPDIR") or tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    tmp = os.environ.get("CLIP_RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), f"ray-clip-{os.getuid()}")
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp, log_to_driver=True)
 
 

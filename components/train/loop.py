@@ -105,12 +105,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
-    """Rank, world size and device; a single process outside Ray gets a 1-rank gloo group (DeepSpeed needs one)."""
+    """Rank, world size and device; a single process outside Ray gets a 1-rank group (DeepSpeed needs one)."""
     if not dist.is_initialized() and cfg.strategy == "deepspeed":
         for k, v in {"LOCAL_RANK": "0", "RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"}.items():
             os.environ.setdefault(k, v)
         store = dist.HashStore()
-        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        dist.init_process_group("nccl" if cfg.use_gpu else "gloo", store=store, rank=0, world_size=1)
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     if cfg.use_gpu:
