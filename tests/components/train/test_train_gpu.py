@@ -1,4 +1,4 @@
-"""GPU path (skipped without CUDA): bf16 on DDP and DeepSpeed ZeRO-2, fp16 with loss scaling; a few steps, loss finite and falling."""
+"""GPU path (skipped without CUDA): bf16 on DDP and DeepSpeed ZeRO-2, fp16 with loss scaling; loss finite and falling."""
 
 import json
 from pathlib import Path
