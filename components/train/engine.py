@@ -115,12 +115,12 @@ class DeepSpeedEngine:
 
         self.cfg = cfg
         self.device = device
+        self.promoted = promote_scalar_params(model)  # before the optimiser sees the parameters
         optimizer = build_optimizer(model.to(device), cfg.lr, cfg.wd, (cfg.beta1, cfg.beta2), cfg.eps)
         scheduler = build_scheduler(optimizer, cfg.warmup, cfg.steps)
-        with _scalar_safe_broadcast():
-            self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
-                model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config, dist_init_required=False
-            )
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config, dist_init_required=False
+        )
         self.module = self.engine.module
         self.stage = int(ds_config.get("zero_optimization", {}).get("stage", 0))
         self.last_grad_norm = float("nan")
@@ -158,8 +158,10 @@ class DeepSpeedEngine:
 
             params = list(self.module.parameters())
             with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-                return {k: v.detach().float().cpu().clone() for k, v in self.module.state_dict().items()}
-        return {k: v.detach().float().cpu() for k, v in self.module.state_dict().items()}
+                sd = {k: v.detach().float().cpu().clone() for k, v in self.module.state_dict().items()}
+        else:
+            sd = {k: v.detach().float().cpu() for k, v in self.module.state_dict().items()}
+        return {k: v.reshape(()) if k in self.promoted else v for k, v in sd.items()}
 
     def state_to(self, local_dir: Path, rank: int) -> None:
         self.engine.save_checkpoint(str(local_dir), tag="ds")  # collective: every rank writes its partition
@@ -170,31 +172,21 @@ class DeepSpeedEngine:
             raise RuntimeError(f"{local_dir}: DeepSpeed found no checkpoint under tag 'ds'")
 
 
-@contextlib.contextmanager
-def _scalar_safe_broadcast():
-    """Work around DeepSpeed 0.19's `_broadcast_model`, which views each parameter as bytes and so fails
-    on 0-dim parameters (CLIP's `logit_scale`: "self.dim() cannot be 0 to view Float as Byte").
-    During `initialize` only, the same rank-0 broadcast runs on a 1-dim view of each parameter."""
-    from deepspeed import comm as ds_dist
-    from deepspeed.runtime.engine import DeepSpeedEngine as DSEngine
-    from deepspeed.utils import groups
+def promote_scalar_params(model: nn.Module) -> set[str]:
+    """Replace 0-dim parameters (CLIP's logit_scale/logit_bias) by 1-element vectors, in place.
 
-    original = DSEngine._broadcast_model
-
-    def broadcast(engine) -> None:
-        if engine.dist_backend is None or getattr(engine, "has_moe_layers", False):
-            return original(engine)
-        for p in engine.module.parameters():
-            if getattr(p, "ds_status", None) is not None and p.ds_status.name != "AVAILABLE":
-                continue  # a ZeRO-3 partition: not replicated
-            ds_dist.broadcast(p.data.reshape(-1).view(torch.uint8), groups._get_broadcast_src_rank(),
-                              group=engine.seq_data_parallel_group)
-
-    DSEngine._broadcast_model = broadcast
-    try:
-        yield
-    finally:
-        DSEngine._broadcast_model = original
+    DeepSpeed 0.19 assumes every parameter has a dimension: its model broadcast and ZeRO-3 init view
+    parameters as bytes ("self.dim() cannot be 0 to view Float as Byte") and its stage-0 clipping
+    multiplies a 0-dim grad by a (1,) coefficient. Shape (1,) broadcasts identically in the loss;
+    `DeepSpeedEngine.export_state_dict` turns them back into scalars for clip_core.
+    """
+    promoted = set()
+    for name, p in list(model.named_parameters()):
+        if p.ndim == 0:
+            owner = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(owner, name.rpartition(".")[2], nn.Parameter(p.detach().reshape(1), requires_grad=p.requires_grad))
+            promoted.add(name)
+    return promoted
 
 
 def clamp_logit_scale(module: nn.Module) -> None:

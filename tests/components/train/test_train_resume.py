@@ -36,3 +36,25 @@ def test_resumed_run_matches_uninterrupted_run(fn_config, tmp_path: Path, strate
     mb = clip_core.load_checkpoint(resumed / "model" / "model.safetensors").state_dict()
     assert all((ma[k] - mb[k]).abs().max() < 1e-5 for k in ma)
     assert clip_core.Tokenizer.load(full / "model" / "tokenizer.json").context_length == 32
+
+
+@pytest.mark.parametrize(("stage", "storage"), [(0, "local"), (3, "memory")])
+def test_zero_stages_match_ddp_and_export_scalars(fn_config, tmp_path: Path, stage: int, storage: str, monkeypatch) -> None:
+    """ZeRO 0 and 3 (0-dim logit_scale promoted for DeepSpeed) follow DDP's trajectory; any fsspec storage."""
+    import uuid
+
+    import fsspec
+
+    monkeypatch.setenv("CLIP_TRAIN_NO_PROGRESS", "1")
+    base = dict(workers=1, steps=6, batch_size=16, warmup=2, ckpt_every=3, log_every=2, num_data_workers=0, shuffle_buffer=32)
+    ddp = tmp_path / "ddp"
+    train_loop_per_worker(fn_config(TrainConfig(strategy="ddp", **base), str(ddp)))
+    url = str(tmp_path / "ds") if storage == "local" else f"memory://zero-{uuid.uuid4().hex}"
+    train_loop_per_worker(fn_config(TrainConfig(strategy="deepspeed", zero_stage=stage, **base), url))
+    fs, root = fsspec.core.url_to_fs(url)
+    rows = [json.loads(x) for x in fs.cat_file(f"{root}/metrics.jsonl").decode().splitlines()]
+    assert [r["loss"] for r in rows] == pytest.approx(list(_losses(ddp).values()), rel=1e-4)
+    local = tmp_path / "exported"
+    fs.get(f"{root}/model/", str(local), recursive=True)
+    model = clip_core.load_checkpoint(local / "model.safetensors")
+    assert model.logit_scale.ndim == 0
