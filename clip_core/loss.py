@@ -24,9 +24,11 @@ def gather_features(features: torch.Tensor, rank: int, world_size: int, gather_w
     if world_size == 1:
         return features
     if gather_with_grad:
-        import torch.distributed.nn
+        # `import torch.distributed.nn` here would make `torch` a local name of this function and break
+        # the branch below (UnboundLocalError) whenever gather_with_grad is False
+        from torch.distributed import nn as dist_nn
 
-        return torch.cat(torch.distributed.nn.all_gather(features), dim=0)
+        return torch.cat(dist_nn.all_gather(features), dim=0)
     gathered = [torch.zeros_like(features) for _ in range(world_size)]
     dist.all_gather(gathered, features)
     gathered[rank] = features

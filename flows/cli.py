@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "flows.commands.data",
     "flows.commands.pipeline",
     "flows.commands.evaluate",
+    "flows.commands.train",
 ]
 
 

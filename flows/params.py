@@ -24,6 +24,7 @@ SECTIONS: dict[str, str] = {
     "registry": "components.registry:RegistryConfig",
     "report": "components.report.build:ReportConfig",
     "evaluate": "components.evaluate.config:EvaluateConfig",
+    "train": "components.train.config:TrainConfig",
 }
 
 

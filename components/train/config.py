@@ -1,0 +1,70 @@
+"""The `train` section: model, data, optimiser, precision, distribution and checkpoint settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the training stage reads. Only params change between a laptop and a GPU cluster."""
+
+    model: str = "tiny"  # clip_core config name or JSON path
+    tokenizer: str = "train-bpe"  # "train-bpe" (BPE trained on the captions) or path/URL of bpe_simple_vocab_16e6.txt.gz
+    shards: str = ""  # URL/glob/brace pattern of webdataset shards; "" = OUT/ingest/shards/*.tar
+    batch_size: int = 64  # per worker, per micro-step
+    steps: int = 300  # optimiser steps in total
+    lr: float = 1e-3
+    wd: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    warmup: int = 30  # linear warm-up steps, then cosine decay to 0
+    grad_clip: float = 1.0  # max global grad norm; 0 disables
+    accum_steps: int = 1  # micro-batches per optimiser step
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    grad_checkpointing: bool = False
+    loss: Literal["clip", "siglip"] = "clip"
+    local_loss: bool = False
+    gather_with_grad: bool = False
+    strategy: Literal["ddp", "deepspeed"] = "deepspeed"
+    zero_stage: int = 2
+    workers: int = 2
+    cpus_per_worker: int = 1
+    use_gpu: bool = False
+    log_every: int = 10
+    ckpt_every: int = 50  # also the length of one data "virtual epoch" (resume points)
+    keep_last: int = 2
+    eval_every: int = 0  # 0 disables the in-training zero-shot check
+    eval_dataset: str = ""  # an eval directory (manifest.csv, classnames.txt, templates.txt)
+    seed: int = 0
+    num_data_workers: int = 1  # DataLoader worker processes per training worker
+    shuffle_buffer: int = 500
+    storage_path: str = ""  # any fsspec URL for checkpoints/metrics; "" = OUT/train
+    max_failures: int = 2  # automatic restarts of the worker group after a crash
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        positive = ("batch_size", "steps", "accum_steps", "workers", "cpus_per_worker", "log_every", "ckpt_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup < self.steps:
+            raise ValueError(f"warmup ({self.warmup}) must be in [0, steps={self.steps})")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        if self.precision == "fp16" and not self.use_gpu:
+            raise ValueError("precision fp16 needs use_gpu: true (loss scaling on CPU is not supported); use bf16 on CPU")
+        if self.loss == "siglip" and self.local_loss:
+            raise ValueError("local_loss applies to loss 'clip' only; SigLIP is always computed per rank")
+        if self.local_loss and not self.gather_with_grad and self.workers > 1:
+            raise ValueError("local_loss with several workers needs gather_with_grad: true, or gradients are wrong")
+        if self.eval_every and not self.eval_dataset:
+            raise ValueError("eval_every > 0 needs eval_dataset (an evaluation directory)")
+        if self.keep_last < 1:
+            raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
+        if min(self.num_data_workers, self.max_failures + 1, self.shuffle_buffer + 1) < 0:
+            raise ValueError("num_data_workers, max_failures and shuffle_buffer must be >= 0")

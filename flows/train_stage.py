@@ -1,0 +1,113 @@
+"""The training stage as the top layer wires it: resolve shards and tokenizer, build the DeepSpeed config, launch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import posixpath
+import time
+from typing import Any
+
+import fsspec
+
+log = logging.getLogger(__name__)
+
+
+def storage_url(params: Any) -> str:
+    """Where checkpoints, metrics and the model go: train.storage_path, default OUT/train."""
+    return params.train.storage_path or posixpath.join(params.pipeline.out_root, "train")
+
+
+def resolve_shards(params: Any) -> list[str]:
+    """train.shards (URL/glob/brace pattern), default OUT/ingest/shards/*.tar, expanded to a list."""
+    from components.train.data import expand_shards
+
+    return expand_shards(params.train.shards or posixpath.join(params.pipeline.out_root, "ingest", "shards", "*.tar"))
+
+
+def read_captions(shards: list[str], limit: int = 200_000) -> list[str]:
+    """Captions (`.txt` members) of the shards, for training a tokenizer; stops after `limit`."""
+    import tarfile
+
+    captions: list[str] = []
+    for url in shards:
+        with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+            for m in tar:
+                if m.isfile() and m.name.endswith(".txt"):
+                    captions.append(tar.extractfile(m).read().decode("utf-8", "replace"))
+                    if len(captions) >= limit:
+                        return captions
+    return captions
+
+
+def build_tokenizer(params: Any, shards: list[str]):
+    """The run's tokenizer: a CLIP-style BPE trained on the captions (vocab = model's), or CLIP's merges file."""
+    import clip_core
+
+    text_cfg = clip_core.get_model_config(params.train.model).text_cfg
+    if params.train.tokenizer == "train-bpe":
+        tok = clip_core.Tokenizer.train(read_captions(shards), text_cfg.vocab_size, text_cfg.context_length)
+    else:
+        tok = clip_core.Tokenizer.from_bpe_merges(params.train.tokenizer, text_cfg.context_length)
+    if tok.vocab_size > text_cfg.vocab_size:
+        raise ValueError(
+            f"train.tokenizer has {tok.vocab_size} tokens but model {params.train.model!r} embeds only "
+            f"{text_cfg.vocab_size}; use tokenizer: train-bpe or a model with a larger vocab"
+        )
+    return tok
+
+
+def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
+    """The plain dict each worker receives (see components.train.loop)."""
+    from infra.deepspeed_config import deepspeed_config
+
+    t = params.train
+    ds = None
+    if t.strategy == "deepspeed":
+        ds = deepspeed_config(t.zero_stage, t.precision, t.batch_size, t.accum_steps, t.grad_clip)
+    return {
+        "train": dataclasses.asdict(t),
+        "shards": shards,
+        "storage_path": storage,
+        "tokenizer_json": tokenizer.backend.to_str(),
+        "tokenizer_context_length": tokenizer.context_length,
+        "ds_config": ds,
+        **extra,
+    }
+
+
+def _git_rev() -> str | None:
+    """The checkout's commit (with "-dirty" when there are local changes), or None outside git."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
+    """Train per params on Ray workers; return the URL of the final model directory (OUT/train/model)."""
+    from components.train.loop import train_loop_per_worker
+    from infra.ray_launcher import launch
+
+    t = params.train
+    storage = storage_url(params)
+    shards = resolve_shards(params)
+    tokenizer = build_tokenizer(params, shards)
+    fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
+    fs, root = fsspec.core.url_to_fs(storage)
+    fs.makedirs(root, exist_ok=True)
+    record = {"params": params.to_dict(), "git_rev": _git_rev(), "shards": shards}
+    fs.pipe_file(posixpath.join(root, "run.json"), json.dumps(record, indent=2).encode())
+    t0 = time.perf_counter()
+    launch(
+        train_loop_per_worker, fn_config, num_workers=t.workers, use_gpu=t.use_gpu, cpus_per_worker=t.cpus_per_worker,
+        storage_path=storage, max_failures=t.max_failures, address=address, run_name=params.pipeline.run_name,
+    )
+    model_dir = posixpath.join(storage.rstrip("/"), "model")
+    log.info("trained %d steps on %d shard(s) in %.0f s; model at %s", t.steps, len(shards), time.perf_counter() - t0, model_dir)
+    return model_dir

@@ -1,0 +1,76 @@
+"""Launch a per-worker training function on N Ray Train workers (local Ray on demand, or an existing cluster)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to `address` / RAY_ADDRESS (a cluster or `ray://` client), else start a local Ray.
+
+    Ray 2.60 turns token authentication on for local clusters; a private single-machine Ray opts
+    out (RAY_AUTH_MODE=disabled) unless the user set the variable. The temp dir is short because
+    Ray's socket paths must stay under 107 characters.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    tmp = os.environ.get("CLIP_RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), f"ray-clip-{os.getuid()}")
+    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp, log_to_driver=True)
+
+
+def _ray_storage(storage_path: str) -> str:
+    """Ray's own run directory: beside the checkpoints for local paths; URLs are passed through (pyarrow fs)."""
+    if "://" not in storage_path or storage_path.startswith("file://"):
+        path = os.path.abspath(storage_path.removeprefix("file://"))
+        return os.path.join(path, "ray")
+    return storage_path.rstrip("/") + "/ray"
+
+
+def launch(
+    train_fn: Callable[[dict[str, Any]], Any],
+    fn_config: dict[str, Any],
+    num_workers: int,
+    use_gpu: bool,
+    cpus_per_worker: int,
+    storage_path: str,
+    max_failures: int,
+    address: str | None = None,
+    run_name: str = "train",
+) -> Any:
+    """Run `train_fn(fn_config)` on `num_workers` workers with TorchTrainer; return the Ray `Result`.
+
+    Workers form a torch.distributed group (NCCL on GPU, gloo on CPU). After a worker crash the
+    whole group restarts (up to `max_failures` times) and `train_fn` resumes from its own checkpoints.
+    """
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    ensure_ray(address, num_cpus=None if address else max(os.cpu_count() or 1, num_workers * cpus_per_worker))
+    trainer = TorchTrainer(
+        train_fn,
+        train_loop_config=fn_config,
+        scaling_config=ScalingConfig(
+            num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}
+        ),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=run_name, storage_path=_ray_storage(storage_path), failure_config=FailureConfig(max_failures=max_failures)
+        ),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise RuntimeError(f"training failed after {max_failures} restart(s): {result.error}") from result.error
+    return result

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Start a local Ray head with the dashboard on 127.0.0.1 (override: RAY_DASHBOARD_HOST, RAY_DASHBOARD_PORT).
+# Then point training at it: RAY_ADDRESS=auto clip-pipeline train   (stop with: ray stop)
+set -euo pipefail
+HOST="${RAY_DASHBOARD_HOST:-127.0.0.1}"
+PORT="${RAY_DASHBOARD_PORT:-8265}"
+CPUS="${RAY_NUM_CPUS:-$(nproc)}"
+# Ray >= 2.60 enables token auth for local clusters; keep it unless the caller opted out.
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
+ray start --head --num-cpus "$CPUS" --include-dashboard true \
+  --dashboard-host "$HOST" --dashboard-port "$PORT" --temp-dir "${RAY_TMPDIR:-/tmp/ray}" "$@"
+echo "Ray dashboard: http://$HOST:$PORT   (RAY_ADDRESS=auto to use this cluster)"

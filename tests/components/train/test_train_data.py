@@ -1,0 +1,52 @@
+import itertools
+
+import torch
+from torch.utils.data import DataLoader
+
+import clip_core
+from components.train.data import ShardStream, StreamSpec, build_loader, expand_shards
+
+
+def _keys(spec: StreamSpec, num_workers: int, n: int) -> list[str]:
+    """The first n sample keys one rank reads, through a real DataLoader with `num_workers` processes."""
+    ds = ShardStream(spec, shuffle_buffer=8)
+    if num_workers == 0:
+        return [s["__key__"] for s in itertools.islice(iter(ds), n)]
+    loader = DataLoader(ds, batch_size=None, num_workers=num_workers, collate_fn=lambda x: x)
+    return [s["__key__"] for s in itertools.islice(iter(loader), n)]
+
+
+def test_expand_shards_glob_and_brace(shape_shards) -> None:
+    d = shape_shards[0].rsplit("/", 1)[0]
+    assert expand_shards(f"{d}/*.tar") == shape_shards
+    assert expand_shards(f"{d}/shard-{{000000..000001}}.tar") == shape_shards[:2]
+
+
+def test_ranks_and_workers_read_disjoint_samples_covering_the_data(shape_shards) -> None:
+    # 2 ranks x 2 loader workers = 4 slots over 4 shards of 64: one pass is 64 samples per slot
+    per_rank = [_keys(StreamSpec(shape_shards, seed=0, epoch=0, rank=r, world=2), 2, 128) for r in range(2)]
+    for keys in per_rank:
+        assert len(set(keys)) == 128
+    assert not set(per_rank[0]) & set(per_rank[1])
+    assert len(set(per_rank[0]) | set(per_rank[1])) == 256  # all samples, each once
+
+
+def test_fewer_shards_than_slots_splits_by_sample(shape_shards) -> None:
+    shards = shape_shards[:1]  # 1 shard, 3 ranks: sample-level split
+    per_rank = [_keys(StreamSpec(shards, seed=0, epoch=0, rank=r, world=3), 0, 21) for r in range(3)]
+    assert all(len(set(k)) == 21 for k in per_rank)
+    assert not (set(per_rank[0]) & set(per_rank[1]) or set(per_rank[1]) & set(per_rank[2]) or set(per_rank[0]) & set(per_rank[2]))
+
+
+def test_virtual_epoch_is_replayable_and_epochs_differ(shape_shards, tokenizer) -> None:
+    tf = clip_core.image_transform(32, is_train=True)
+
+    def first_batches(epoch: int, n: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        it = build_loader(StreamSpec(shape_shards, 0, epoch, 1, 2), tf, tokenizer, 16, num_workers=2, shuffle_buffer=32)
+        return list(itertools.islice(it, n))
+
+    a, b, c = first_batches(5), first_batches(5), first_batches(6)
+    for (ia, ta), (ib, tb) in zip(a, b):
+        assert torch.equal(ia, ib) and torch.equal(ta, tb)  # same pixels incl. random crops, same tokens
+    assert not torch.equal(a[0][0], c[0][0])
+    assert a[0][0].shape == (16, 3, 32, 32) and a[0][1].shape == (16, 32)
