@@ -62,9 +62,19 @@ def main() -> None:
     out = args.out
     write_shape_shards(out / "ingest" / "shards", n_shards=16, per_shard=256, seed=0)
     evals = {k: write_eval(out / "eval" / k, k, n=240, seed=7) for k in ("colour", "shape")}
-    sets = [f"pipeline.out_root={out}", f"train.steps={args.steps}", "train.batch_size=64", "train.workers=2",
-            "train.warmup=50", "train.lr=0.002", "train.log_every=20", "train.ckpt_every=200", "train.eval_every=100",
-            f"train.eval_dataset={evals['shape']}", *args.sets]
+    sets = [
+        f"pipeline.out_root={out}",
+        f"train.steps={args.steps}",
+        "train.batch_size=64",
+        "train.workers=2",
+        "train.warmup=50",
+        "train.lr=0.002",
+        "train.log_every=20",
+        "train.ckpt_every=200",
+        "train.eval_every=100",
+        f"train.eval_dataset={evals['shape']}",
+        *args.sets,
+    ]
     params = load_params(ROOT / "params.yaml", sets)
     t0 = time.perf_counter()
     model_dir = Path(run_train(params))
@@ -76,9 +86,15 @@ def main() -> None:
     metrics = [json.loads(x) for x in (out / "train" / "metrics.jsonl").read_text().splitlines()]
     args.png.parent.mkdir(parents=True, exist_ok=True)
     plot(metrics, args.png)
-    summary = {"wall_s": round(wall), "steps": args.steps, "first_loss": metrics[0]["loss"], "final_loss": metrics[-1]["loss"],
-               "zeroshot_top1": acc, "chance": {"colour": 1 / 8, "shape": 1 / 3},
-               "samples_per_s": sum(m["samples_per_s"] for m in metrics[1:]) / max(1, len(metrics) - 1)}
+    summary = {
+        "wall_s": round(wall),
+        "steps": args.steps,
+        "first_loss": metrics[0]["loss"],
+        "final_loss": metrics[-1]["loss"],
+        "zeroshot_top1": acc,
+        "chance": {"colour": 1 / 8, "shape": 1 / 3},
+        "samples_per_s": sum(m["samples_per_s"] for m in metrics[1:]) / max(1, len(metrics) - 1),
+    }
     print(json.dumps(summary, indent=2))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 

@@ -72,12 +72,25 @@ def ray_run(shards, tokenizer, out: Path, workers: int, strategy: str, precision
     from infra.deepspeed_config import deepspeed_config
     from infra.ray_launcher import launch
 
-    cfg = TrainConfig(workers=workers, strategy=strategy, precision=precision, steps=steps, batch_size=batch,
-                      warmup=5, log_every=10, ckpt_every=steps, num_data_workers=1, zero_stage=2)
+    cfg = TrainConfig(
+        workers=workers,
+        strategy=strategy,
+        precision=precision,
+        steps=steps,
+        batch_size=batch,
+        warmup=5,
+        log_every=10,
+        ckpt_every=steps,
+        num_data_workers=1,
+        zero_stage=2,
+    )
     storage = out / f"run-{workers}w-{strategy}-{precision}"
     fn_config = {
-        "train": dataclasses.asdict(cfg), "shards": shards, "storage_path": str(storage),
-        "tokenizer_json": tokenizer.backend.to_str(), "tokenizer_context_length": tokenizer.context_length,
+        "train": dataclasses.asdict(cfg),
+        "shards": shards,
+        "storage_path": str(storage),
+        "tokenizer_json": tokenizer.backend.to_str(),
+        "tokenizer_context_length": tokenizer.context_length,
         "ds_config": deepspeed_config(2, precision, batch, 1, 1.0) if strategy == "deepspeed" else None,
     }
     t0 = time.perf_counter()
@@ -111,11 +124,44 @@ def open_clip_run(shards: list[str], tokenizer, out: Path, peer_path: str, steps
     )
     d = Path(shards[0]).parent
     spec = f"{d}/shard-{{000000..{len(shards) - 1:06d}}}.tar"
-    args = [sys.executable, str(wrapper), "--train-data", spec, "--train-num-samples", str(steps * batch),
-            "--dataset-type", "webdataset", "--batch-size", str(batch), "--epochs", "1", "--workers", "1",
-            "--precision", "amp_bf16" if precision == "bf16" else "fp32", "--lr", "1e-3", "--warmup", "5",
-            "--model", "tiny-bench", "--device", "cpu", "--logs", str(out / "oc_logs"), "--name", f"oc-{precision}",
-            "--log-every-n-steps", "10", "--save-frequency", "0", "--report-to", "", "--seed", "0"]
+    args = [
+        sys.executable,
+        str(wrapper),
+        "--train-data",
+        spec,
+        "--train-num-samples",
+        str(steps * batch),
+        "--dataset-type",
+        "webdataset",
+        "--batch-size",
+        str(batch),
+        "--epochs",
+        "1",
+        "--workers",
+        "1",
+        "--precision",
+        "amp_bf16" if precision == "bf16" else "fp32",
+        "--lr",
+        "1e-3",
+        "--warmup",
+        "5",
+        "--model",
+        "tiny-bench",
+        "--device",
+        "cpu",
+        "--logs",
+        str(out / "oc_logs"),
+        "--name",
+        f"oc-{precision}",
+        "--log-every-n-steps",
+        "10",
+        "--save-frequency",
+        "0",
+        "--report-to",
+        "",
+        "--seed",
+        "0",
+    ]
     env = {**os.environ, "PYTHONPATH": f"{peer_path}:{ROOT}", "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=out)
@@ -152,8 +198,13 @@ def main() -> None:
         rate = plain_loop(tok, shards, 30, args.batch, prec)
         results.append(("plain PyTorch loop, 1 proc, 1 thread", prec, {"samples_per_s": rate}))
         if args.open_clip_path:
-            results.append(("open_clip_train.main, 1 proc, 1 thread", prec,
-                            open_clip_run(shards, tok, args.out, args.open_clip_path, args.steps, args.batch, prec)))
+            results.append(
+                (
+                    "open_clip_train.main, 1 proc, 1 thread",
+                    prec,
+                    open_clip_run(shards, tok, args.out, args.open_clip_path, args.steps, args.batch, prec),
+                )
+            )
     if not args.skip_ray:
         from infra.ray_launcher import ensure_ray
 

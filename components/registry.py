@@ -18,7 +18,7 @@ import fsspec
 class RegistryConfig:
     """Section `registry`: which metric decides promotion and by how much it must improve."""
 
-    metric: str = "zeroshot/shape/top1"  # a key of the evaluation stage's flat metrics.json
+    metric: str = "shape/zeroshot_classification/acc1"  # a key of the evaluation stage's flat metrics.json
     min_gain: float = 0.0
     higher_is_better: bool = True
     path: str = "registry/registry.json"  # relative to pipeline.out_root unless it is a URL

@@ -48,14 +48,12 @@ def _stage_task(name: str, retries: int = 0):
 synth_task = _stage_task("synth")
 ingest_task = _stage_task("ingest", retries=2)
 validate_task = _stage_task("validate")
-audit_task = _stage_task("audit")
 train_task = _stage_task("train", retries=1)
 evaluate_task = _stage_task("evaluate")
-bias_task = _stage_task("bias")
 report_task = _stage_task("report", retries=2)
 register_task = _stage_task("register", retries=2)
 
-STAGE_ORDER = ["synth", "ingest", "validate", "audit", "train", "evaluate", "bias", "report", "register"]
+STAGE_ORDER = ["synth", "ingest", "validate", "train", "evaluate", "report", "register"]
 TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER}
 
 
@@ -66,7 +64,7 @@ def clip_pipeline(
     only_if_data_changed: bool = False,
     stages_to_run: list[str] | None = None,
 ) -> dict[str, Any]:
-    """ingest -> validate -> audit -> train -> evaluate -> bias -> report -> register.
+    """synth -> ingest -> validate -> train -> evaluate -> report -> register.
 
     Args:
         params_path: the params.yaml to load (each task re-loads it, so tasks pass paths, not objects).

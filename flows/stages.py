@@ -86,8 +86,66 @@ def run_validate(params: Params) -> StageOutput:
 
     out = out_path(params, "validate")
     r = validate(out_path(params, "ingest"), out, params.data.validate)
-    summary = {"passed": r.passed, "rows": r.n_rows, "failed": ", ".join(r.failed) or "-", "warnings": ", ".join(r.warnings) or "-"}
+    summary = {
+        "passed": r.passed,
+        "rows": r.n_rows,
+        "failed": ", ".join(r.failed) or "-",
+        "warnings": ", ".join(r.warnings) or "-",
+    }
     return StageOutput(summary=summary, links={"data docs": f"{out}/report.html"}, gate=Gate(r.passed, r.message))
+
+
+# ----------------------------------------------------------------------------- train, evaluate, report
+def run_train(params: Params) -> StageOutput:
+    """Pre-train on Ray workers (DeepSpeed or DDP); the model directory lands in OUT/train/model."""
+    from flows.train_stage import run_train as launch_train
+
+    model_dir = launch_train(params)
+    info = write_run_info(model_dir, params.to_dict(), data_url=raw_data_url(params) if not params.data.ingest.sources else None)
+    metrics = out_path(params, "train", "metrics.jsonl")
+    last = {}
+    if _exists(metrics):
+        with fsspec.open(metrics, "r") as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        last = json.loads(lines[-1]) if lines else {}
+    summary = {"steps": params.train.steps, "strategy": params.train.strategy, "workers": params.train.workers}
+    summary.update(
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items() if k in ("loss", "logit_scale", "samples_per_s")}
+    )
+    summary["data_version"] = info["data_version"]
+    return StageOutput(summary=summary, links={"model": model_dir, "metrics": metrics})
+
+
+def run_evaluate(params: Params) -> StageOutput:
+    """Zero-shot, retrieval, linear probe and robustness on every eval set, one encode pass each."""
+    from components.evaluate.suite import evaluate_model
+
+    out = out_path(params, "evaluate")
+    r = evaluate_model(out_path(params, "train", "model"), eval_root(params), out, params.evaluate)
+    summary = {k: round(v, 4) for k, v in r.metrics.items() if k.endswith(("/acc1", "recall@1", "/lp_acc1"))}
+    summary.update({"encoded_sets": r.encoded, "cached_sets": r.cached})
+    return StageOutput(summary=summary, links={"results": f"{out}/results.html", "metrics": f"{out}/metrics.json"})
+
+
+def run_report(params: Params) -> StageOutput:
+    """One HTML page + JSON + model card over everything the stages wrote."""
+    from components.report import build_report
+
+    r = build_report(params.pipeline.out_root, params.report, registry_path=registry_url(params))
+    return StageOutput(
+        summary={"sections": ", ".join(r.sections)}, links={"report": r.html_path, "model card": r.model_card_path}
+    )
+
+
+def eval_root(params: Params) -> str:
+    """Evaluation datasets: the embedded dataset's eval sets unless `evaluate.eval_root` says otherwise."""
+    return getattr(params.evaluate, "eval_root", "") or out_path(params, "raw", "eval")
+
+
+def registry_url(params: Params) -> str:
+    """registry.path, relative to the output root unless it is absolute or a URL."""
+    url = params.registry.path
+    return url if "://" in url or url.startswith("/") else out_path(params, url)
 
 
 # ----------------------------------------------------------------------------- register
@@ -120,10 +178,7 @@ def data_changed(params: Params) -> tuple[bool, str]:
     """For scheduled retraining: has the raw data changed since the champion was trained?"""
     from components.registry import load_registry
 
-    url = params.registry.path
-    if "://" not in url and not url.startswith("/"):
-        url = out_path(params, url)
-    champion = load_registry(url)["champion"]
+    champion = load_registry(registry_url(params))["champion"]
     current = data_version(raw_data_url(params))
     if champion is None:
         return True, f"no champion yet; data version {current}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import posixpath
 import time
 from typing import Any
@@ -15,8 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def storage_url(params: Any) -> str:
-    """Where checkpoints, metrics and the model go: train.storage_path, default OUT/train."""
-    return params.train.storage_path or posixpath.join(params.pipeline.out_root, "train")
+    """Where checkpoints, metrics and the model go: train.storage_path, default OUT/train (local paths made absolute)."""
+    url = params.train.storage_path or posixpath.join(params.pipeline.out_root, "train")
+    return url if "://" in url else os.path.abspath(url)
 
 
 def resolve_shards(params: Any) -> list[str]:
@@ -105,8 +107,15 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     fs.pipe_file(posixpath.join(root, "run.json"), json.dumps(record, indent=2).encode())
     t0 = time.perf_counter()
     launch(
-        train_loop_per_worker, fn_config, num_workers=t.workers, use_gpu=t.use_gpu, cpus_per_worker=t.cpus_per_worker,
-        storage_path=storage, max_failures=t.max_failures, address=address, run_name=params.pipeline.run_name,
+        train_loop_per_worker,
+        fn_config,
+        num_workers=t.workers,
+        use_gpu=t.use_gpu,
+        cpus_per_worker=t.cpus_per_worker,
+        storage_path=storage,
+        max_failures=t.max_failures,
+        address=address,
+        run_name=params.pipeline.run_name,
     )
     model_dir = posixpath.join(storage.rstrip("/"), "model")
     log.info("trained %d steps on %d shard(s) in %.0f s; model at %s", t.steps, len(shards), time.perf_counter() - t0, model_dir)

@@ -62,9 +62,7 @@ def launch(
     trainer = TorchTrainer(
         train_fn,
         train_loop_config=fn_config,
-        scaling_config=ScalingConfig(
-            num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}
-        ),
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=RunConfig(
             name=run_name, storage_path=_ray_storage(storage_path), failure_config=FailureConfig(max_failures=max_failures)

@@ -12,6 +12,7 @@ so a run resumed from step k reads exactly the batches an uninterrupted run read
 from __future__ import annotations
 
 import glob
+import os
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,10 @@ IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 
 
 def expand_shards(spec: str) -> list[str]:
-    """Brace patterns and globs (local or any fsspec URL) -> a sorted list of shard URLs."""
+    """Brace patterns and globs (local or any fsspec URL) -> a sorted list of shard URLs.
+
+    Local paths become absolute: Ray workers run in another working directory.
+    """
     urls: list[str] = []
     for part in braceexpand(spec):
         if any(c in part for c in "*?["):
@@ -36,9 +40,9 @@ def expand_shards(spec: str) -> list[str]:
                 protocol = part.split("://", 1)[0]
                 urls += [f"{protocol}://{p}" if not p.startswith(f"{protocol}://") else p for p in fs.glob(part)]
             else:
-                urls += glob.glob(part)
+                urls += [os.path.abspath(p) for p in glob.glob(part)]
         else:
-            urls.append(part)
+            urls.append(part if "://" in part else os.path.abspath(part))
     if not urls:
         raise FileNotFoundError(f"no training shards match {spec!r}; run `clip-pipeline data ingest` or set train.shards")
     return sorted(set(urls))
@@ -88,8 +92,12 @@ class ShardStream(IterableDataset):
             samples = _read_tars(mine)
             if not split_shards:
                 samples = (x for j, x in enumerate(samples) if j % slots == slot)
-            yield from wds.filters._shuffle(samples, bufsize=self.shuffle_buffer, initial=self.shuffle_buffer,
-                                            rng=random.Random(derive_seed(own_seed, pass_no)))
+            yield from wds.filters._shuffle(
+                samples,
+                bufsize=self.shuffle_buffer,
+                initial=self.shuffle_buffer,
+                rng=random.Random(derive_seed(own_seed, pass_no)),
+            )
             pass_no += 1
 
 

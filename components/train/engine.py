@@ -88,8 +88,12 @@ class DDPEngine:
 
     def state_to(self, local_dir: Path, rank: int) -> None:
         if rank == 0:
-            state = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None}
+            state = {
+                "model": self.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+            }
             torch.save(state, local_dir / "train_state.pt")
 
     def state_from(self, local_dir: Path) -> None:

@@ -80,10 +80,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
                 last_eval = zero_shot_top1(engine.module, tokenizer, eval_tf, cfg.eval_dataset, device)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 record = {
-                    "step": step, "epoch": epoch, "loss": window["loss"] / window["n"], "lr": engine.lr(),
-                    "logit_scale": window["scale"], "grad_norm": engine.last_grad_norm,
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": window["loss"] / window["n"],
+                    "lr": engine.lr(),
+                    "logit_scale": window["scale"],
+                    "grad_norm": engine.last_grad_norm,
                     "samples_per_s": global_batch * window["n"] / window["t"],
-                    "data_wait_frac": window["wait"] / window["t"], **memory_stats(device),
+                    "data_wait_frac": window["wait"] / window["t"],
+                    **memory_stats(device),
                 }
                 if last_eval is not None:
                     record["zeroshot_top1"] = last_eval

@@ -53,8 +53,14 @@ class MetricsLog:
             self.lines = [ln for ln in old if ln.strip() and json.loads(ln).get("step", 0) <= start_step]
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True,
-                        disable=os.environ.get("CLIP_TRAIN_NO_PROGRESS") == "1")
+        self.bar = tqdm(
+            total=total_steps,
+            initial=start_step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            disable=os.environ.get("CLIP_TRAIN_NO_PROGRESS") == "1",
+        )
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter

@@ -24,9 +24,7 @@ def param_groups(model: nn.Module, wd: float) -> list[dict]:
     return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}]
 
 
-def build_optimizer(
-    model: nn.Module, lr: float, wd: float, betas: tuple[float, float], eps: float
-) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, lr: float, wd: float, betas: tuple[float, float], eps: float) -> torch.optim.Optimizer:
     """AdamW over `param_groups`; fused kernels on CUDA, foreach (multi-tensor) on CPU."""
     on_cuda = next(model.parameters()).is_cuda
     kwargs = {"fused": True} if on_cuda else {"foreach": True}

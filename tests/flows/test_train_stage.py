@@ -42,8 +42,16 @@ def data_root(tmp_path_factory) -> Path:
 def _params(out: Path, data_root: Path, *sets: str):
     from flows.params import load_params
 
-    base = [f"pipeline.out_root={out}", f"train.shards={data_root}/ingest/shards/*.tar", "train.workers=2",
-            "train.batch_size=32", "train.warmup=10", "train.log_every=10", "train.num_data_workers=0", "train.lr=0.002"]
+    base = [
+        f"pipeline.out_root={out}",
+        f"train.shards={data_root}/ingest/shards/*.tar",
+        "train.workers=2",
+        "train.batch_size=32",
+        "train.warmup=10",
+        "train.log_every=10",
+        "train.num_data_workers=0",
+        "train.lr=0.002",
+    ]
     return load_params(ROOT / "params.yaml", [*base, *sets])
 
 
@@ -55,8 +63,16 @@ def _metrics(out: Path) -> list[dict]:
 def test_two_workers_loss_falls(ray_session, data_root: Path, tmp_path: Path, strategy: str) -> None:
     from flows.train_stage import run_train
 
-    params = _params(tmp_path, data_root, f"train.strategy={strategy}", "train.zero_stage=2", "train.steps=120",
-                     "train.ckpt_every=60", "train.eval_every=60", f"train.eval_dataset={data_root}/eval/colours")
+    params = _params(
+        tmp_path,
+        data_root,
+        f"train.strategy={strategy}",
+        "train.zero_stage=2",
+        "train.steps=120",
+        "train.ckpt_every=60",
+        "train.eval_every=60",
+        f"train.eval_dataset={data_root}/eval/colours",
+    )
     model_dir = Path(run_train(params))
     rows = _metrics(tmp_path)
     assert [r["step"] for r in rows] == list(range(10, 121, 10))
@@ -75,8 +91,9 @@ def test_killed_worker_restarts_from_checkpoint(ray_session, data_root: Path, tm
     from flows.train_stage import run_train
 
     flag = tmp_path / "fault.flag"
-    params = _params(tmp_path, data_root, "train.strategy=deepspeed", "train.steps=90", "train.ckpt_every=30",
-                     "train.max_failures=1")
+    params = _params(
+        tmp_path, data_root, "train.strategy=deepspeed", "train.steps=90", "train.ckpt_every=30", "train.max_failures=1"
+    )
     run_train(params, fault={"rank": 1, "step": 45, "flag": str(flag)})
     assert flag.read_text().startswith("rank 1 killed at step 45")
     rows = _metrics(tmp_path)

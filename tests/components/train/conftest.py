@@ -39,9 +39,13 @@ def fn_config(shape_shards, tokenizer, tmp_path):
     def make(cfg: TrainConfig, storage: str | None = None, **extra) -> dict:
         ds = deepspeed_config(cfg.zero_stage, cfg.precision, cfg.batch_size, cfg.accum_steps, cfg.grad_clip)
         return {
-            "train": dataclasses.asdict(cfg), "shards": shape_shards, "storage_path": storage or str(tmp_path / "train"),
-            "tokenizer_json": tokenizer.backend.to_str(), "tokenizer_context_length": 32,
-            "ds_config": ds if cfg.strategy == "deepspeed" else None, **extra,
+            "train": dataclasses.asdict(cfg),
+            "shards": shape_shards,
+            "storage_path": storage or str(tmp_path / "train"),
+            "tokenizer_json": tokenizer.backend.to_str(),
+            "tokenizer_context_length": 32,
+            "ds_config": ds if cfg.strategy == "deepspeed" else None,
+            **extra,
         }
 
     return make

@@ -11,8 +11,16 @@ from pathlib import Path
 import webdataset as wds
 from PIL import Image, ImageDraw
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220), "yellow": (230, 220, 40),
-           "purple": (140, 40, 180), "orange": (240, 140, 20), "white": (245, 245, 245), "black": (10, 10, 10)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 40),
+    "blue": (30, 60, 220),
+    "yellow": (230, 220, 40),
+    "purple": (140, 40, 180),
+    "orange": (240, 140, 20),
+    "white": (245, 245, 245),
+    "black": (10, 10, 10),
+}
 SHAPES = ("circle", "square", "triangle")
 
 
@@ -48,8 +56,14 @@ def write_shape_shards(out_dir: str | Path, n_shards: int = 4, per_shard: int = 
                 buf = io.BytesIO()
                 draw(colour, shape, rng).save(buf, format="PNG")
                 key = f"{s:05d}{i:04d}"
-                w.write({"__key__": key, "png": buf.getvalue(), "txt": f"a {colour} {shape}",
-                         "json": json.dumps({"colour": colour, "shape": shape}).encode()})
+                w.write(
+                    {
+                        "__key__": key,
+                        "png": buf.getvalue(),
+                        "txt": f"a {colour} {shape}",
+                        "json": json.dumps({"colour": colour, "shape": shape}).encode(),
+                    }
+                )
         paths.append(str(path))
     return paths
 

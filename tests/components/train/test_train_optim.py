@@ -14,12 +14,26 @@ def test_param_groups_exclude_gains_biases_embeddings_and_logit_scale() -> None:
     nd = {names[id(p)] for p in no_decay["params"]}
     d = {names[id(p)] for p in decay["params"]}
     assert len(nd) + len(d) == len(names)
-    for n in ("logit_scale", "token_embedding.weight", "positional_embedding", "visual.class_embedding",
-              "visual.positional_embedding", "ln_final.weight", "ln_final.bias", "visual.ln_pre.weight",
-              "transformer.resblocks.0.attn.in_proj_bias", "transformer.resblocks.0.ln_1.weight"):
+    for n in (
+        "logit_scale",
+        "token_embedding.weight",
+        "positional_embedding",
+        "visual.class_embedding",
+        "visual.positional_embedding",
+        "ln_final.weight",
+        "ln_final.bias",
+        "visual.ln_pre.weight",
+        "transformer.resblocks.0.attn.in_proj_bias",
+        "transformer.resblocks.0.ln_1.weight",
+    ):
         assert n in nd, n
-    for n in ("text_projection", "visual.proj", "visual.conv1.weight", "transformer.resblocks.0.attn.in_proj_weight",
-              "transformer.resblocks.0.mlp.c_fc.weight"):
+    for n in (
+        "text_projection",
+        "visual.proj",
+        "visual.conv1.weight",
+        "transformer.resblocks.0.attn.in_proj_weight",
+        "transformer.resblocks.0.mlp.c_fc.weight",
+    ):
         assert n in d, n
 
 

@@ -21,8 +21,20 @@ def _losses(storage: Path) -> dict[int, float]:
 @pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
 def test_resumed_run_matches_uninterrupted_run(fn_config, tmp_path: Path, strategy: str, monkeypatch) -> None:
     monkeypatch.setenv("CLIP_TRAIN_NO_PROGRESS", "1")
-    cfg = TrainConfig(workers=1, steps=40, batch_size=16, warmup=4, ckpt_every=20, log_every=1, keep_last=5,
-                      strategy=strategy, zero_stage=2, num_data_workers=0, shuffle_buffer=32, seed=3)
+    cfg = TrainConfig(
+        workers=1,
+        steps=40,
+        batch_size=16,
+        warmup=4,
+        ckpt_every=20,
+        log_every=1,
+        keep_last=5,
+        strategy=strategy,
+        zero_stage=2,
+        num_data_workers=0,
+        shuffle_buffer=32,
+        seed=3,
+    )
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     train_loop_per_worker(fn_config(cfg, str(full)))
     # the "crash": only the step-20 checkpoint survived; the restarted run must continue from it
