@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from flows.params import load_params
+
+    load_params(args.params, args.overrides)  # fail on a params error before starting anything
     from flows.pipeline import clip_pipeline
 
     result = clip_pipeline(
