@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import fsspec
+import fsspec.config
 import pandas as pd
 import pytest
 
@@ -142,3 +143,31 @@ def test_key_rules() -> None:
     assert split_key("a.b.JSON") == ("a", "b.json")
     assert is_unsafe("../x.png") and is_unsafe("/etc/x.txt") and is_unsafe("a/../../b.png") and is_unsafe("C:x.png")
     assert not is_unsafe("a/b..c.png")
+
+
+@pytest.fixture()
+def s3(monkeypatch):
+    """A local moto S3 server; credentials and endpoint only via env and fsspec config, as for real buckets."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": f"http://{host}:{port}"})
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir("bucket")
+    yield fs
+    fsspec.filesystem("s3").clear_instance_cache()
+    server.stop()
+
+
+@pytest.mark.smoke
+def test_ingest_from_and_to_s3(s3, bad_shard_set) -> None:
+    urls, expected, good = bad_shard_set
+    for u in urls:
+        s3.put(u, f"bucket/raw/{u.rsplit('/', 1)[1]}")
+    ingest(["s3://bucket/raw"], "s3://bucket/out/ingest", CFG)
+    s3.invalidate_cache()
+    _check("s3://bucket/out/ingest", expected, good, len(good))
