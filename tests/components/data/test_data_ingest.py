@@ -10,11 +10,11 @@ import fsspec.config
 import pandas as pd
 import pytest
 
-from components.data.checks import Bad, Good, check_batch
+from components.data.checks import Bad, Good, RawSample, check_batch
 from components.data.config import IngestConfig
 from components.data.ingest import ingest, iter_raw
 from components.data.sources import expand_sources, is_unsafe, split_key
-from components.data.workers import check_all
+from components.data.workers import batches, check_all
 
 CFG = IngestConfig(num_workers=0, max_pixels=1_000_000, samples_per_shard=5, progress=False)
 
@@ -136,6 +136,12 @@ def test_a_dying_worker_quarantines_only_its_sample(bad_shard_set) -> None:
     assert {r.key for r in results if isinstance(r, Good)} == good - {"g0004"}
     # g0003's second copy is only a duplicate once ingest compares keys; everything else keeps its reason
     assert reasons == {k: v for k, v in expected.items() if k != "g0003"}
+
+
+def test_batches_close_on_count_or_bytes() -> None:
+    samples = [RawSample("s", str(i), {"png": bytes(100)}) for i in range(10)]
+    assert [len(b) for b in batches(iter(samples), 4)] == [4, 4, 2]
+    assert [len(b) for b in batches(iter(samples), 4, max_bytes=250)] == [3, 3, 3, 1]
 
 
 def test_key_rules() -> None:
