@@ -39,7 +39,8 @@ def write_bytes(url: str, data: bytes) -> None:
 def atomic_dir(url: str) -> Iterator[str]:
     """Yield a temporary sibling of `url`; on success it replaces `url`, on error it is removed.
 
-    An interrupted run never leaves a half-written directory at `url`.
+    An interrupted run never leaves a half-written directory at `url` (on object stores such as
+    S3, which cannot rename directories, the finished files are moved into place one by one).
     """
     fs, path = url_to_fs(url)
     parent, name = posixpath.split(path.rstrip("/"))
@@ -52,13 +53,25 @@ def atomic_dir(url: str) -> Iterator[str]:
         with contextlib.suppress(Exception):
             fs.rm(tmp_path, recursive=True)
         raise
-    if fs.exists(path):
+    if not _has_dirs(fs):  # object stores: no directory rename; copy file by file once everything is written
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        for src in fs.find(tmp_path):
+            fs.mv(src, path + src[len(tmp_path) :])
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(tmp_path, recursive=True)
+    elif fs.exists(path):
         old = posixpath.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
         fs.mv(path, old, recursive=True)
         fs.mv(tmp_path, path, recursive=True)
         fs.rm(old, recursive=True)
     else:
         fs.mv(tmp_path, path, recursive=True)
+
+
+def _has_dirs(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return bool({"file", "local", "memory"} & set(protocols))
 
 
 def member_bytes(name: str, data: bytes) -> bytes:

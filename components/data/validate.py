@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
@@ -127,6 +127,7 @@ def validate(ingest_dir: str, out_dir: str, cfg: ValidateConfig) -> ValidateResu
             "warnings": warned,
             "n_rows": len(meta),
             "expectations": rows,
+            "config": asdict(cfg),
         }
         write_bytes(join(tmp, "result.json"), json.dumps(doc, indent=2, default=str).encode())
         write_bytes(join(tmp, "gx_results.json"), json.dumps(results, indent=2, default=str).encode())

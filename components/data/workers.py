@@ -17,20 +17,25 @@ from components.data.config import IngestConfig
 CheckFn = Callable[[list[RawSample], IngestConfig], list[Good | Bad]]
 
 
-def batches(samples: Iterator[RawSample], n: int) -> Iterator[list[RawSample]]:
-    """Group a stream into lists of `n` (the last may be shorter)."""
+BATCH_BYTES = 32 * 2**20  # a batch also closes at this size, so large images keep in-flight memory bounded
+
+
+def batches(samples: Iterator[RawSample], n: int, max_bytes: int = BATCH_BYTES) -> Iterator[list[RawSample]]:
+    """Group a stream into lists of at most `n` samples or about `max_bytes` of member data."""
     batch: list[RawSample] = []
+    size = 0
     for s in samples:
         batch.append(s)
-        if len(batch) == n:
+        size += sum(len(v) for v in s.files.values())
+        if len(batch) == n or size >= max_bytes:
             yield batch
-            batch = []
+            batch, size = [], 0
     if batch:
         yield batch
 
 
 def check_all(samples: Iterator[RawSample], cfg: IngestConfig, check: CheckFn = check_batch) -> Iterator[Good | Bad]:
-    """Results in input order; at most `max_in_flight` batches of `batch_size` samples are queued (bounded memory)."""
+    """Results in input order; at most `max_in_flight` batches (each <= `batch_size` samples, ~32 MiB) are queued."""
     if cfg.num_workers == 0:
         old_limit = Image.MAX_IMAGE_PIXELS  # PIL limits are process-global: restore the caller's afterwards
         try:

@@ -6,14 +6,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import fsspec
+import fsspec.config
 import pandas as pd
 import pytest
 
-from components.data.checks import Bad, Good, check_batch
+from components.data.checks import Bad, Good, RawSample, check_batch
 from components.data.config import IngestConfig
 from components.data.ingest import ingest, iter_raw
 from components.data.sources import expand_sources, is_unsafe, split_key
-from components.data.workers import check_all
+from components.data.workers import batches, check_all
 
 CFG = IngestConfig(num_workers=0, max_pixels=1_000_000, samples_per_shard=5, progress=False)
 
@@ -137,8 +138,42 @@ def test_a_dying_worker_quarantines_only_its_sample(bad_shard_set) -> None:
     assert reasons == {k: v for k, v in expected.items() if k != "g0003"}
 
 
+def test_batches_close_on_count_or_bytes() -> None:
+    samples = [RawSample("s", str(i), {"png": bytes(100)}) for i in range(10)]
+    assert [len(b) for b in batches(iter(samples), 4)] == [4, 4, 2]
+    assert [len(b) for b in batches(iter(samples), 4, max_bytes=250)] == [3, 3, 3, 1]
+
+
 def test_key_rules() -> None:
     assert split_key("dir/000123.jpg") == ("dir/000123", "jpg")
     assert split_key("a.b.JSON") == ("a", "b.json")
     assert is_unsafe("../x.png") and is_unsafe("/etc/x.txt") and is_unsafe("a/../../b.png") and is_unsafe("C:x.png")
     assert not is_unsafe("a/b..c.png")
+
+
+@pytest.fixture()
+def s3(monkeypatch):
+    """A local moto S3 server; credentials and endpoint only via env and fsspec config, as for real buckets."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": f"http://{host}:{port}"})
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir("bucket")
+    yield fs
+    fsspec.filesystem("s3").clear_instance_cache()
+    server.stop()
+
+
+@pytest.mark.smoke
+def test_ingest_from_and_to_s3(s3, bad_shard_set) -> None:
+    urls, expected, good = bad_shard_set
+    for u in urls:
+        s3.put(u, f"bucket/raw/{u.rsplit('/', 1)[1]}")
+    ingest(["s3://bucket/raw"], "s3://bucket/out/ingest", CFG)
+    s3.invalidate_cache()
+    _check("s3://bucket/out/ingest", expected, good, len(good))

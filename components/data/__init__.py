@@ -1,0 +1,1 @@
+"""The data stage: embedded default dataset (synth), ingestion with quarantine (ingest), validation (validate)."""
