@@ -41,7 +41,7 @@ def test_search_peak_ties_keep_the_first() -> None:
 
 
 @pytest.mark.parametrize("k", [2, 4])
-@pytest.mark.parametrize("c", [1e-3, 1.0, 1e3])
+@pytest.mark.parametrize("c", [1e-3, 1.0, 1e2])
 def test_sklearn_and_torch_solve_the_same_objective(k: int, c: float) -> None:
     X, y = _blobs(30, k, seed=k)
     Xt, _ = _blobs(10, k, seed=99)
@@ -54,7 +54,7 @@ def test_sklearn_and_torch_solve_the_same_objective(k: int, c: float) -> None:
 def test_linear_probe_backends_agree_and_separable_data_is_solved() -> None:
     X, y = _blobs(20, 4, sep=6.0)
     Xt, yt = _blobs(10, 4, sep=6.0, seed=1)
-    kw = dict(c_steps=13, c_init_steps=4, c_min=1e-4, c_max=1e4)
+    kw = dict(c_steps=7, c_init_steps=4, c_min=1e-3, c_max=1e3)
     sk = linear_probe(X, y, Xt, yt, 4, backend="sklearn", **kw)
     th = linear_probe(X, y, Xt, yt, 4, backend="torch", **kw)
     assert sk.metrics["lp_acc1"] == th.metrics["lp_acc1"] == 1.0

@@ -52,7 +52,15 @@ def test_evaluate_model_writes_everything_and_reuses_the_cache(tmp_path, model_d
 
 
 def test_torch_probe_backend_gives_the_same_suite_answers(tmp_path, model_dir, eval_root) -> None:
-    kw = dict(FAST, tasks=("linear_probe",), datasets=("colors",))
+    kw = dict(
+        FAST,
+        tasks=("linear_probe",),
+        datasets=("colors",),
+        probe_c_steps=5,
+        probe_c_init_steps=3,
+        probe_c_min=1e-2,
+        probe_c_max=1e2,
+    )
     sk = evaluate_model(model_dir, eval_root, tmp_path / "a", EvaluateConfig(**kw))
     th = evaluate_model(model_dir, eval_root, tmp_path / "b", EvaluateConfig(**kw, probe_backend="torch"))
     assert sk.metrics["colors/linear_probe/lp_acc1"] == th.metrics["colors/linear_probe/lp_acc1"]
