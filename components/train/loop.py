@@ -32,7 +32,7 @@ from .checkpoint import CheckpointStore, put_dir
 from .config import TrainConfig
 from .data import StreamSpec, build_loader
 from .engine import build_engine
-from .metrics import MetricsLog, memory_stats
+from .metrics import MetricsLog, in_ray_session, memory_stats
 from .zeroshot import zero_shot_top1
 
 
@@ -119,8 +119,12 @@ def _setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     if cfg.use_gpu:
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        device = torch.device("cuda", local)
+        if in_ray_session():  # Ray maps CUDA_VISIBLE_DEVICES per worker; it knows which index is ours
+            import ray.train.torch
+
+            device = ray.train.torch.get_device()
+        else:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")

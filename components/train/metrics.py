@@ -34,6 +34,19 @@ def in_ray_session() -> bool:
         return False
 
 
+def _summary_writer(logdir: str | None):
+    """A TensorBoard writer from torch (needs `tensorboard`) or tensorboardX (same API); None if neither."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            log.warning("tensorboard: neither tensorboard nor tensorboardX is installed; logging to metrics.jsonl only")
+            return None
+    return SummaryWriter(logdir)
+
+
 class MetricsLog:
     """Rank 0 writes `metrics.jsonl` and a progress bar; every rank reports to Ray (a collective in Train v2)."""
 
@@ -62,12 +75,7 @@ class MetricsLog:
             disable=os.environ.get("CLIP_TRAIN_NO_PROGRESS") == "1",
         )
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(os.path.join(root, "tensorboard") if "://" not in storage_url else None)
-            except ImportError:
-                log.warning("tensorboard: the tensorboard package is not installed; logging to metrics.jsonl only")
+            self.tb = _summary_writer(os.path.join(root, "tensorboard") if "://" not in storage_url else None)
 
     def advance(self, n: int = 1) -> None:
         """Move the progress bar."""

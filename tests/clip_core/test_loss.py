@@ -48,6 +48,7 @@ def _worker(rank: int, world: int, port: int, img: torch.Tensor, txt: torch.Tens
         ("clip_local", ClipLoss(local_loss=True, gather_with_grad=True)),
         ("clip_global", ClipLoss(local_loss=False, gather_with_grad=True)),
         ("siglip", SigLipLoss()),
+        ("clip_nograd", ClipLoss(local_loss=False, gather_with_grad=False)),  # the default; loss only
     ]:
         i = img[rank * B : (rank + 1) * B].clone().requires_grad_(True)
         t = txt[rank * B : (rank + 1) * B].clone().requires_grad_(True)
@@ -68,6 +69,8 @@ def test_distributed_loss_matches_single_process() -> None:
     txt = F.normalize(torch.randn(world * B, D), dim=-1)
     out = mp.Manager().dict()
     mp.spawn(_worker, args=(world, _free_port(), img, txt, out), nprocs=world, join=True)
+    ref_loss = ClipLoss()(img, txt, torch.tensor(3.0)).item()
+    assert all(out[r]["clip_nograd"][0] == pytest.approx(ref_loss, rel=1e-5) for r in range(world))
 
     for name, loss_fn in [("clip_local", ClipLoss()), ("clip_global", ClipLoss()), ("siglip", SigLipLoss())]:
         i, t = img.clone().requires_grad_(True), txt.clone().requires_grad_(True)

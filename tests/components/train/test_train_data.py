@@ -50,3 +50,18 @@ def test_virtual_epoch_is_replayable_and_epochs_differ(shape_shards, tokenizer) 
         assert torch.equal(ia, ib) and torch.equal(ta, tb)  # same pixels incl. random crops, same tokens
     assert not torch.equal(a[0][0], c[0][0])
     assert a[0][0].shape == (16, 3, 32, 32) and a[0][1].shape == (16, 32)
+
+
+def test_shards_on_any_fsspec_url(shape_shards) -> None:
+    import uuid
+
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = f"/shards-{uuid.uuid4().hex}"
+    for p in shape_shards[:2]:
+        fs.put_file(p, f"{root}/{p.rsplit('/', 1)[1]}")
+    urls = expand_shards(f"memory://{root}/*.tar")
+    assert len(urls) == 2 and all(u.startswith("memory://") for u in urls)
+    keys = _keys(StreamSpec(urls, seed=0, epoch=0, rank=0, world=1), 0, 128)
+    assert len(set(keys)) == 128  # both shards, each sample once in the first pass
