@@ -51,11 +51,13 @@ def _exists(url: str) -> bool:
 
 # ----------------------------------------------------------------------------- data
 def run_synth(params: Params) -> StageOutput:
-    """Write the embedded default dataset to OUT/raw, unless ingest reads the user's own sources."""
-    from components.data.synth import build_synth
+    """Write the embedded default dataset to data.raw_root, unless ingest reads the user's own sources."""
+    from components.data.synth import build_synth, synth_is_current
 
     if params.data.ingest.sources:
         return StageOutput(summary={"skipped": "data.ingest.sources is set: the user's data is used"})
+    if synth_is_current(raw_data_url(params), params.data.synth):
+        return StageOutput(summary={"skipped": f"{raw_data_url(params)} already holds this dataset"})
     r = build_synth(raw_data_url(params), params.data.synth)
     summary = {"train_pairs": r.n_train, "shards": r.n_shards, "planted_duplicates": r.n_planted, "seconds": round(r.seconds, 1)}
     summary.update({f"eval/{k}": v for k, v in r.eval_sets.items()})
@@ -64,7 +66,7 @@ def run_synth(params: Params) -> StageOutput:
 
 def ingest_sources(params: Params) -> list[str]:
     """The configured sources, or the embedded dataset's training shards."""
-    return list(params.data.ingest.sources) or [out_path(params, "raw", "train")]
+    return list(params.data.ingest.sources) or [f"{raw_data_url(params)}/train"]
 
 
 def run_ingest(params: Params) -> StageOutput:
@@ -108,12 +110,26 @@ def run_train(params: Params) -> StageOutput:
         with fsspec.open(metrics, "r") as f:
             lines = [line for line in f.read().splitlines() if line.strip()]
         last = json.loads(lines[-1]) if lines else {}
+    _metrics_csv(metrics, out_path(params, "train", "metrics.csv"))
     summary = {"steps": params.train.steps, "strategy": params.train.strategy, "workers": params.train.workers}
     summary.update(
         {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items() if k in ("loss", "logit_scale", "samples_per_s")}
     )
     summary["data_version"] = info["data_version"]
     return StageOutput(summary=summary, links={"model": model_dir, "metrics": metrics})
+
+
+def _metrics_csv(jsonl_url: str, csv_url: str) -> None:
+    """The training curve as CSV (step, loss, lr, logit_scale) for `dvc plots`."""
+    if not _exists(jsonl_url):
+        return
+    with fsspec.open(jsonl_url, "r") as f:
+        rows = [json.loads(line) for line in f.read().splitlines() if line.strip()]
+    cols = ["step", "loss", "lr", "logit_scale", "samples_per_s"]
+    with fsspec.open(csv_url, "w") as f:
+        f.write(",".join(cols) + "\n")
+        for r in rows:
+            f.write(",".join(str(r.get(c, "")) for c in cols) + "\n")
 
 
 def run_evaluate(params: Params) -> StageOutput:
@@ -139,7 +155,7 @@ def run_report(params: Params) -> StageOutput:
 
 def eval_root(params: Params) -> str:
     """Evaluation datasets: the embedded dataset's eval sets unless `evaluate.eval_root` says otherwise."""
-    return getattr(params.evaluate, "eval_root", "") or out_path(params, "raw", "eval")
+    return getattr(params.evaluate, "eval_root", "") or f"{raw_data_url(params)}/eval"
 
 
 def registry_url(params: Params) -> str:
@@ -196,8 +212,8 @@ def save_timings(params: Params, timings: dict[str, dict[str, float]]) -> None:
 
 
 def raw_data_url(params: Params) -> str:
-    """Where the raw training data lives (the embedded dataset by default)."""
-    return out_path(params, "raw")
+    """Where the raw input data lives (`data.raw_root`; the embedded dataset by default)."""
+    return params.data.raw_root.rstrip("/")
 
 
 __all__ = ["Gate", "StageOutput", "data_changed", "out_path", "run_register", "write_run_info"]

@@ -103,6 +103,9 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
     fs, root = fsspec.core.url_to_fs(storage)
     fs.makedirs(root, exist_ok=True)
+    from components.train.checkpoint import CheckpointStore
+
+    CheckpointStore(storage).set_aside_if_incompatible(fn_config["train"])
     record = {"params": params.to_dict(), "git_rev": _git_rev(), "shards": shards}
     fs.pipe_file(posixpath.join(root, "run.json"), json.dumps(record, indent=2).encode())
     t0 = time.perf_counter()

@@ -125,8 +125,9 @@ class ValidateConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The `data` section of params.yaml: `data.synth`, `data.ingest`, `data.validate`."""
+    """The `data` section of params.yaml: `data.raw_root`, `data.synth`, `data.ingest`, `data.validate`."""
 
+    raw_root: str = "data/raw"  # the raw input dataset (versioned by data.dvc); synth writes the default one here
     synth: SynthConfig = field(default_factory=SynthConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import resources
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -94,6 +95,19 @@ def _write_train_shard(args: tuple[SynthConfig, str, int]) -> int:
     return len(rows)
 
 
+def synth_is_current(out_dir: str, cfg: SynthConfig) -> bool:
+    """True when `out_dir` already holds the dataset these settings generate (generation is deterministic)."""
+    try:
+        with fsspec.open(join(out_dir, "synth_config.json"), "r") as f:
+            return json.load(f) == json.loads(json.dumps(_recorded(cfg)))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
+def _recorded(cfg: SynthConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k != "num_workers"}
+
+
 def build_synth(out_dir: str, cfg: SynthConfig) -> SynthResult:
     """Write the default dataset to `out_dir` (normally OUT/raw): train/ shards, eval/<name>/, planted_duplicates.csv."""
     t0 = time.perf_counter()
@@ -117,7 +131,7 @@ def build_synth(out_dir: str, cfg: SynthConfig) -> SynthResult:
         write_bytes(join(tmp, "planted_duplicates.csv"), buf.getvalue().encode())
         write_bytes(
             join(tmp, "synth_config.json"),
-            json.dumps({k: v for k, v in asdict(cfg).items() if k != "num_workers"}, indent=2).encode(),
+            json.dumps(_recorded(cfg), indent=2).encode(),
         )
     return SynthResult(out_dir, n, n_shards, {k: len(v.rows) for k, v in sets.items()}, len(planted), time.perf_counter() - t0)
 

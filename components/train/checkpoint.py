@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import posixpath
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,10 @@ def sha256_file(fs: fsspec.AbstractFileSystem, path: str) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+# Settings that may change between a run and its resumption without changing the trajectory.
+RESUME_SAFE_KEYS = ("log_every", "eval_every", "eval_dataset", "max_failures", "keep_last", "tensorboard", "storage_path")
 
 
 class CheckpointStore:
@@ -125,6 +130,26 @@ class CheckpointStore:
             except CorruptCheckpointError as e:
                 log.error("skipping corrupt checkpoint: %s; falling back to the previous one", e)
         return None
+
+    def set_aside_if_incompatible(self, train_cfg: dict[str, Any], ignore: tuple[str, ...] = RESUME_SAFE_KEYS) -> str | None:
+        """Move checkpoints written under another training config out of the way, so a changed
+        config starts fresh instead of resuming someone else's run. Returns where they went."""
+        info = self.latest_good()
+        if info is None:
+            return None
+        train_cfg = json.loads(json.dumps(train_cfg))  # tuples -> lists, as stored
+        meta_path = posixpath.join(self._dir(info.step), "train_meta.json")
+        old = json.loads(self.fs.cat_file(meta_path)) if self.fs.exists(meta_path) else {}
+        old_cfg = old.get("config", {})
+        differs = sorted(k for k in set(old_cfg) | set(train_cfg) if k not in ignore and old_cfg.get(k) != train_cfg.get(k))
+        if not differs:
+            return None
+        dest = f"{self.root}.stale-{int(time.time())}"
+        self.fs.mv(self.root, dest, recursive=True)
+        log.warning(
+            "checkpoints in %s were written with different %s; moved to %s, training starts fresh", self.root, differs, dest
+        )
+        return dest
 
     def download(self, info: CheckpointInfo, local_dir: str | Path) -> Path:
         """Copy a checkpoint's files to `local_dir` (created) and return it."""

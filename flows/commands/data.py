@@ -10,8 +10,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `data` with its three subcommands."""
     p = sub.add_parser("data", help="data stage: synth (default dataset), ingest, validate")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="STEP")
-    s = dsub.add_parser("synth", help="write the embedded default dataset to OUT/raw")
-    s.add_argument("--out", help="output dir (default: OUT/raw)")
+    s = dsub.add_parser("synth", help="write the embedded default dataset to data.raw_root (default data/raw)")
+    s.add_argument("--out", help="output dir (default: data.raw_root)")
     s.set_defaults(func=_synth)
     s = dsub.add_parser("ingest", help="ingest shards/manifests into OUT/ingest (quarantining bad samples)")
     s.add_argument("--source", action="append", help="shards dir/tar/brace pattern/glob/manifest, any fsspec URL (repeatable)")
@@ -34,7 +34,7 @@ def _synth(args: argparse.Namespace) -> int:
     from flows.params import load_params
 
     params = load_params(args.params, args.overrides)
-    r = build_synth(args.out or _out(params, "raw"), params.data.synth)
+    r = build_synth(args.out or params.data.raw_root, params.data.synth)
     print(f"data synth: {r.n_train} training pairs in {r.n_shards} shards, eval sets {r.eval_sets}, "
           f"{r.n_planted} planted duplicates -> {r.root} ({r.seconds:.1f} s)")  # fmt: skip
     return 0
@@ -46,7 +46,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, args.overrides)
     cfg = params.data.ingest
-    sources = args.source or list(cfg.sources) or [_out(params, "raw/train")]
+    sources = args.source or list(cfg.sources) or [params.data.raw_root.rstrip("/") + "/train"]
     try:
         r = ingest(sources, args.out or _out(params, "ingest"), cfg)
     except ValueError as e:  # a source that matches nothing: the user fixes the path

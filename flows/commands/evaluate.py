@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `evaluate`."""
     p = sub.add_parser("evaluate", help="zero-shot, retrieval, linear probe and robustness of a trained model")
     p.add_argument("--model", default=None, help="model directory (default: OUT/train/model)")
-    p.add_argument("--eval-root", default=None, help="eval datasets root (default: OUT/raw/eval)")
+    p.add_argument("--eval-root", default=None, help="eval datasets root (default: data.raw_root/eval)")
     p.add_argument("--out", default=None, help="output directory (default: OUT/evaluate)")
     p.set_defaults(func=_evaluate)
 
@@ -23,7 +23,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     out_root = Path(params.pipeline.out_root)
     result = evaluate_model(
         args.model or out_root / "train" / "model",
-        args.eval_root or out_root / "raw" / "eval",
+        args.eval_root or Path(params.data.raw_root) / "eval",
         args.out or out_root / "evaluate",
         params.evaluate,
     )

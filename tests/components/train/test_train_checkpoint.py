@@ -60,3 +60,21 @@ def test_prune_keeps_last_k_plus_best(tmp_path: Path) -> None:
     removed = store.prune(keep_last=2)
     assert sorted(removed) == [10, 30]
     assert [c.step for c in store.list()] == [20, 40, 50]  # best (lowest loss) 20 + newest two
+
+
+def test_checkpoints_of_another_config_are_set_aside(tmp_path: Path) -> None:
+    import json
+
+    store = CheckpointStore(str(tmp_path / "run"))
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "train_meta.json").write_text(json.dumps({"step": 10, "config": {"lr": 0.001, "steps": 100, "log_every": 10}}))
+    store.upload(local, 10)
+    store.commit(10, {"metric": None, "higher_is_better": False})
+    # only a resume-safe key changed: keep the checkpoints and resume from them
+    assert store.set_aside_if_incompatible({"lr": 0.001, "steps": 100, "log_every": 5}) is None
+    assert store.latest_good().step == 10
+    # the learning rate changed: the old run must not be resumed
+    moved = store.set_aside_if_incompatible({"lr": 0.002, "steps": 100, "log_every": 10})
+    assert moved is not None and store.latest_good() is None
+    assert (Path(moved) / "step-00000010" / "train_meta.json").exists()
