@@ -90,9 +90,9 @@ def test_scheduled_retrain_skips_when_data_unchanged(tmp_path: Path) -> None:
     e_home = {"PREFECT_HOME": str(tmp_path / "prefect-home")}
     os.environ.update(e_home)
     run(["clip-pipeline", "data", "synth"], proj)
+    from components.registry import RegistryConfig, register_model
     from flows.params import load_params
     from flows.provenance import data_version
-    from components.registry import RegistryConfig, register_model
 
     params = load_params(proj / "params.yaml")
     reg = proj / "out" / "registry" / "registry.json"
