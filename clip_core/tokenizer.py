@@ -9,13 +9,16 @@ tower pools at the argmax id), zero padding and truncation that keeps EOT last.
 from __future__ import annotations
 
 import gzip
+import heapq
 import html
+import itertools
 import json
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
-from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, decoders, models, pre_tokenizers
 from tokenizers import Tokenizer as _HFTokenizer
 
 SOT, EOT = "<start_of_text>", "<end_of_text>"
@@ -57,6 +60,57 @@ def _configure(tok: _HFTokenizer) -> _HFTokenizer:
     return tok
 
 
+def learn_merges(words: Counter[str], n_merges: int) -> list[tuple[str, str]]:
+    """BPE merges from word counts, most frequent pair first, ties broken by the pair itself.
+
+    Hand-written because `tokenizers`' BpeTrainer breaks ties in hash-map order, so the same
+    captions gave different ids from run to run; a pipeline versioned by DVC needs the same
+    tokenizer for the same data. Pair counts are updated incrementally (a lazy max-heap), so the
+    cost grows with the symbols touched by each merge, not with the whole corpus.
+    """
+    symbols = [[*w[:-1], w[-1] + "</w>"] for w in words]
+    counts = list(words.values())
+    pair_count: Counter[tuple[str, str]] = Counter()
+    where: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for i, sym in enumerate(symbols):
+        for pair in itertools.pairwise(sym):
+            pair_count[pair] += counts[i]
+            where[pair].add(i)
+    heap = [(-c, pair) for pair, c in pair_count.items()]
+    heapq.heapify(heap)
+    merges: list[tuple[str, str]] = []
+    while heap and len(merges) < n_merges:
+        neg, pair = heapq.heappop(heap)
+        if pair_count.get(pair, 0) != -neg or -neg <= 0:
+            continue  # stale heap entry
+        merges.append(pair)
+        joined = pair[0] + pair[1]
+        touched: set[tuple[str, str]] = set()
+        for i in sorted(where.pop(pair, ())):
+            old = symbols[i]
+            for p in itertools.pairwise(old):
+                pair_count[p] -= counts[i]
+                touched.add(p)
+            new, j = [], 0
+            while j < len(old):
+                if j + 1 < len(old) and (old[j], old[j + 1]) == pair:
+                    new.append(joined)
+                    j += 2
+                else:
+                    new.append(old[j])
+                    j += 1
+            symbols[i] = new
+            for p in itertools.pairwise(new):
+                pair_count[p] += counts[i]
+                where[p].add(i)
+                touched.add(p)
+        pair_count.pop(pair, None)
+        for p in touched - {pair}:
+            if pair_count[p] > 0:
+                heapq.heappush(heap, (-pair_count[p], p))
+    return merges
+
+
 class Tokenizer:
     """Callable text -> (N, context_length) LongTensor, like `open_clip.tokenize`."""
 
@@ -83,8 +137,14 @@ class Tokenizer:
             raw = f.read()
         text = gzip.decompress(raw).decode("utf-8") if str(path).endswith(".gz") else raw.decode("utf-8")
         merges = [tuple(m.split()) for m in text.split("\n")[1 : 49152 - 256 - 2 + 1]]
+        return cls._from_merges(merges, context_length)
+
+    @classmethod
+    def _from_merges(cls, merges: list[tuple[str, str]], context_length: int) -> Tokenizer:
+        """CLIP's id layout: 256 byte symbols, the same with `</w>`, one id per merge, then SOT, EOT."""
         byte_chars = list(_bytes_to_unicode().values())
-        vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges] + [SOT, EOT]
+        vocab = list(dict.fromkeys(byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]))
+        vocab += [SOT, EOT]
         bpe = models.BPE(
             vocab={t: i for i, t in enumerate(vocab)},
             merges=merges,
@@ -97,17 +157,16 @@ class Tokenizer:
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, context_length: int = 77) -> Tokenizer:
-        """Train a CLIP-style byte-level BPE on a corpus (for data without CLIP's vocabulary)."""
-        tok = _configure(_HFTokenizer(models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>")))
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size - 2,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            end_of_word_suffix="</w>",
-            show_progress=False,
-        )
-        tok.train_from_iterator((clean_text(t) for t in texts), trainer=trainer)
-        tok.add_special_tokens([SOT, EOT])  # appended: the two highest ids
-        return cls(tok, context_length)
+        """Train a CLIP-style byte-level BPE on a corpus (for data without CLIP's vocabulary).
+
+        Deterministic: the same corpus always gives the same ids (see `learn_merges`).
+        """
+        splitter = _configure(_HFTokenizer(models.BPE())).pre_tokenizer
+        words: Counter[str] = Counter()
+        for t in texts:
+            words.update(w for w, _ in splitter.pre_tokenize_str(clean_text(t)))
+        n_merges = max(0, vocab_size - 2 * 256 - 2)
+        return cls._from_merges(learn_merges(words, n_merges), context_length)
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
