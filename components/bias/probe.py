@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from components.evaluate.cache import EmbeddingCache, cached_image_features, cached_text_features, file_sha256
 from components.evaluate.dataset import EvalDataset, load_eval_dataset, stratified_split
@@ -67,6 +69,12 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-") or "x"
 
 
+def zeroshot_predictions(feats: np.ndarray, prompt_features: torch.Tensor, labels: Sequence[str], n_templates: int) -> list[str]:
+    """Predicted label name per image: the evaluation's zero-shot classifier (prompt-ensembled, cosine argmax)."""
+    clf = classifier_from_prompt_features(prompt_features, len(labels), n_templates)  # (D, C)
+    return [labels[i] for i in zeroshot_logits(feats, clf).argmax(1).numpy()]
+
+
 def linear_probe_quantity(
     feats: np.ndarray, true: list[str | None], cfg: BiasConfig
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -112,8 +120,7 @@ def run_bias_probe(
             cache, model, tokenizer, text_id, f"bias-{_slug(probe.name)}-{_slug(v.name)}-prompts",
             prompts(v.labels, templates), cfg.precision,
         )
-        clf = classifier_from_prompt_features(text, len(v.labels), len(templates))  # (D, C)
-        predicted[v.name] = [v.labels[i] for i in zeroshot_logits(feats, clf).argmax(1).numpy()]
+        predicted[v.name] = zeroshot_predictions(feats, text, v.labels, len(templates))
     extra = linear_probe_quantity(feats, true, cfg) if cfg.linear_probe else {}
 
     result = analyse(probe, predicted, true, attrs, cfg.bootstrap, cfg.seed, cfg.confidence, cfg.min_group_size, extra)
