@@ -52,7 +52,7 @@ class ProbeDefinition:
 
 
 def normalise_label(s: str) -> str:
-    """Match class names loosely: case, `_` and repeated spaces do not matter ("Latino_Hispanic Male" == "latino hispanic male")."""
+    """Loose class-name match: case, `_` and repeated spaces do not matter ("Latino_Hispanic Male" == "latino hispanic male")."""
     return re.sub(r"\s+", " ", str(s).replace("_", " ")).strip().lower()
 
 

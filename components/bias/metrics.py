@@ -67,7 +67,8 @@ def group_stats(
 def percentile_ci(samples: np.ndarray, confidence: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval along `axis`, ignoring NaN (e.g. a resample where no image had a true label)."""
     alpha = (1 - confidence) / 2
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no resample had a denominator (interval is NaN)
         lo = np.nanquantile(samples, alpha, axis=axis, method="lower")
         hi = np.nanquantile(samples, 1 - alpha, axis=axis, method="higher")
     return lo, hi

@@ -149,5 +149,6 @@ def run_bias_probe(
     write_atomic(out_dir / "summary.json", json.dumps(_clean(summary), indent=2))
     write_atomic(out_dir / "findings.txt", "\n".join(text) + "\n")
     section = render_html(result, probe, text, (gate.passed, gate.reason), plots, out_dir)
-    write_atomic(out_dir / "bias.html", f"<html><head><meta charset='utf-8'><title>bias</title></head><body>{section}</body></html>")
+    page = f"<html><head><meta charset='utf-8'><title>bias</title></head><body>{section}</body></html>"
+    write_atomic(out_dir / "bias.html", page)
     return BiasResult(out_dir, result, summary, text, gate)

@@ -147,7 +147,9 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{h}</tr>{b}</table>"
 
 
-def render_html(result: dict, probe: ProbeDefinition, text: list[str], gate: tuple[bool, str], plots: list[Path], root: Path) -> str:
+def render_html(
+    result: dict, probe: ProbeDefinition, text: list[str], gate: tuple[bool, str], plots: list[Path], root: Path
+) -> str:
     """A self-contained section: findings, gate verdict, per-grouping tables (value [95% CI]) and plots."""
     parts = [f"<h2>Bias probe: {html.escape(probe.name)}</h2>"]
     if probe.description:

@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bias", help="bias probe: flagged-label rates and accuracy per group, per label set")
     p.add_argument("--probe", default=None, help="probe name or YAML/JSON file (default: bias.probe)")
     p.add_argument("--model", default=None, help="model directory (default: OUT/train/model)")
-    p.add_argument("--dataset", default=None, help="bias dataset directory (default: bias.dataset_dir or OUT/raw/eval/bias_probe)")
+    p.add_argument("--dataset", default=None, help="bias dataset dir (default: bias.dataset_dir or OUT/raw/eval/bias_probe)")
     p.add_argument("--out", default=None, help="output directory (default: OUT/bias)")
     p.set_defaults(func=_bias)
 
