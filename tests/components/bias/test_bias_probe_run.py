@@ -15,19 +15,18 @@ from components.bias.probe import run_bias_probe
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def build_toy(root, model_dir, data_dir):
+    """A random tiny model dir, a 24-image dataset with group_tone/group_age columns, and a probe file under root."""
     from clip_core import Tokenizer, create_model, save_checkpoint
 
-    root = tmp_path_factory.mktemp("bias")
     torch.manual_seed(0)
     model = create_model("tiny").eval()
     tok = Tokenizer.train(
         [f"a photo of a {c} square" for c in COLOURS] * 5 + ["a blob", "a red thing"] * 5, vocab_size=300, context_length=32
     )
-    save_checkpoint(model, root / "model" / "model")
-    tok.save(root / "model" / "tokenizer.json")
-    d = root / "data"
+    save_checkpoint(model, model_dir / "model")
+    tok.save(model_dir / "tokenizer.json")
+    d = data_dir
     (d / "images").mkdir(parents=True)
     rng = np.random.default_rng(0)
     lines = ["image,group_tone,group_age"]
@@ -44,7 +43,13 @@ def setup(tmp_path_factory):
         "variants: [{name: + thing, add: [red thing]}]\nattributes: [tone, age]\n"
         "recode: {age: {'0-2': young, '3-9': young}}\ntrue_label: '{group_tone}'\n"
     )
-    return root, probe
+    return probe
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bias")
+    return root, build_toy(root, root / "model", root / "data")
 
 
 def test_run_writes_report_and_reuses_cache(setup):
