@@ -133,9 +133,12 @@ def run_bias(params: Params) -> StageOutput:
 
     out = out_path(params, "bias")
     cfg = params.bias
+    dataset = cfg.dataset_dir or out_path(params, "raw", "eval", "bias_probe")
+    if not cfg.dataset_dir and not _exists(f"{dataset}/manifest.csv"):
+        return StageOutput(summary={"skipped": f"no bias dataset at {dataset}; set bias.dataset_dir to probe your own"})
     r = run_bias_probe(
         out_path(params, "train", "model"),
-        cfg.dataset_dir or out_path(params, "raw", "eval", "bias_probe"),
+        dataset,
         out,
         cfg,
         cache_dir=cfg.cache_dir or params.evaluate.cache_dir or out_path(params, "evaluate", "cache"),

@@ -26,6 +26,11 @@ def test_bias_stage_and_gate(tmp_path):
     assert not strict.gate.passed and "gap" in strict.gate.reason
 
 
+def test_bias_stage_skips_without_dataset(tmp_path):
+    res = run_bias(load_params(PARAMS, [f"pipeline.out_root={tmp_path}"]))
+    assert "skipped" in res.summary and res.gate is None
+
+
 def test_cli_has_bias():
     args = build_parser().parse_args(["bias", "--probe", "fairface", "--dataset", "/data/fairface"])
     assert args.probe == "fairface" and args.dataset == "/data/fairface"
