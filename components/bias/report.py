@@ -46,14 +46,16 @@ def findings(result: dict, probe: ProbeDefinition, max_items: int = 4) -> list[s
     for gname in _single(probe):
         for q, d in result["groupings"][gname]["disparity"].items():
             gaps.append((d["gap"], gname, q, d))
-    flagged = sorted([x for x in gaps if "/flagged:" in x[2]], key=lambda x: -x[0])
+    flagged = sorted([x for x in gaps if "/flagged:" in x[2] and x[0] > 0], key=lambda x: -x[0])
+    if not flagged and any("/flagged:" in x[2] for x in gaps):
+        sents.append("No group's flagged-label rate differs from another's across any single attribute.")
     acc = sorted([x for x in gaps if x[2].endswith("accuracy")], key=lambda x: -x[0])
     groups = lambda gname: result["groupings"][gname]["groups"]  # noqa: E731
     for gap, gname, q, d in flagged[: max_items - 2]:
         variant, metric = q.split("/", 1)
         what = "a flagged label" if metric == "flagged:any" else f"a '{metric.split(':', 1)[1]}' label"
         hi, lo = groups(gname)[d["max_group"]][q], groups(gname)[d["min_group"]][q]
-        ratio = f"{d['ratio']:.1f}x" if np.isfinite(d["ratio"]) else "no flagged predictions in the lower group"
+        ratio = f"{d['ratio']:.1f}x" if np.isfinite(d["ratio"]) else "none in the lower group"
         sents.append(
             f"With the '{variant}' label set, images with {gname}={d['max_group']} got {what} {_pct(hi['value'])} of the time "
             f"vs {_pct(lo['value'])} for {gname}={d['min_group']}: a gap of {100 * gap:.1f} points "

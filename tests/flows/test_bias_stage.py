@@ -22,8 +22,12 @@ def test_bias_stage_and_gate(tmp_path):
     assert res.gate.passed and res.summary["n_images"] == 24 and "findings" in res.summary
     assert json.loads((out / "bias" / "summary.json").read_text())["gate_passed"] is True
     assert (out / "evaluate" / "cache").is_dir()  # the evaluation's cache by default
-    strict = run_bias(load_params(PARAMS, [*common, "bias.max_flagged_gap=0.0", "bias.max_accuracy_gap=0.0"]))
-    assert not strict.gate.passed and "gap" in strict.gate.reason
+    # a label set of one flagged label: every image is flagged, whatever the (random) model
+    only = tmp_path / "only_flagged.yaml"
+    only.write_text("name: only\nclasses: []\nflagged: {odd: [blob]}\nattributes: [tone]\n")
+    strict = run_bias(load_params(PARAMS, [*common, f"bias.probe={only}", "bias.max_flagged_rate=0.5"]))
+    assert not strict.gate.passed and "exceeds max_flagged_rate 0.5" in strict.gate.reason
+    assert strict.summary["base/flagged:any"] == 1.0
 
 
 def test_bias_stage_skips_without_dataset(tmp_path):
