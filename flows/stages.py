@@ -143,6 +143,28 @@ def run_evaluate(params: Params) -> StageOutput:
     return StageOutput(summary=summary, links={"results": f"{out}/results.html", "metrics": f"{out}/metrics.json"})
 
 
+def run_bias(params: Params) -> StageOutput:
+    """Bias probe (components/bias): flagged-label rates and accuracy per group, per label set; gate on thresholds."""
+    from components.bias.probe import run_bias_probe
+
+    out = out_path(params, "bias")
+    cfg = params.bias
+    dataset = cfg.dataset_dir or out_path(params, "raw", "eval", "bias_probe")
+    if not cfg.dataset_dir and not _exists(f"{dataset}/manifest.csv"):
+        return StageOutput(summary={"skipped": f"no bias dataset at {dataset}; set bias.dataset_dir to probe your own"})
+    r = run_bias_probe(
+        out_path(params, "train", "model"),
+        dataset,
+        out,
+        cfg,
+        cache_dir=cfg.cache_dir or params.evaluate.cache_dir or out_path(params, "evaluate", "cache"),
+    )
+    summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.summary.items() if "/" not in k or k.count("/") <= 1}
+    summary["findings"] = " ".join(r.findings)
+    links = {"bias report": f"{out}/bias.html", "bias json": f"{out}/bias.json", "summary": f"{out}/summary.json"}
+    return StageOutput(summary=summary, links=links, gate=Gate(r.gate.passed, r.gate.reason))
+
+
 def run_report(params: Params) -> StageOutput:
     """One HTML page + JSON + model card over everything the stages wrote."""
     from components.report import build_report
