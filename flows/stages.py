@@ -149,7 +149,7 @@ def run_bias(params: Params) -> StageOutput:
 
     out = out_path(params, "bias")
     cfg = params.bias
-    dataset = cfg.dataset_dir or out_path(params, "raw", "eval", "bias_probe")
+    dataset = cfg.dataset_dir or f"{eval_root(params)}/bias_probe"
     if not cfg.dataset_dir and not _exists(f"{dataset}/manifest.csv"):
         return StageOutput(summary={"skipped": f"no bias dataset at {dataset}; set bias.dataset_dir to probe your own"})
     r = run_bias_probe(

@@ -11,8 +11,19 @@ from pathlib import Path
 from typing import Any
 
 PROBES_DIR = Path(__file__).parent / "probes"
-KEYS = {"name", "description", "classes", "flagged", "templates", "variants", "attributes", "intersections", "recode",
-        "true_label", "baseline"}
+KEYS = {
+    "name",
+    "description",
+    "classes",
+    "flagged",
+    "templates",
+    "variants",
+    "attributes",
+    "intersections",
+    "recode",
+    "true_label",
+    "baseline",
+}
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,13 @@ def group_stats(
         w = bootstrap_weights(len(idx), n_boot, rng)  # (B, n_g)
         boot.append(_ratio(w @ num[idx], w @ den[idx]))  # (B, M)
     sizes = np.array([len(i) for i in groups.values()])
-    return GroupStats(list(groups), sizes, names, np.array(point).reshape(len(groups), len(names)),
-                      np.stack(boot, axis=1) if boot else np.zeros((n_boot, 0, len(names))))
+    return GroupStats(
+        list(groups),
+        sizes,
+        names,
+        np.array(point).reshape(len(groups), len(names)),
+        np.stack(boot, axis=1) if boot else np.zeros((n_boot, 0, len(names))),
+    )
 
 
 def percentile_ci(samples: np.ndarray, confidence: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +129,11 @@ def change(stats: GroupStats, before: str, after: str, confidence: float) -> dic
     delta = stats.point[:, b] - stats.point[:, a]  # (G,)
     lo, hi = percentile_ci(stats.boot[:, :, b] - stats.boot[:, :, a], confidence)
     return {
-        g: {"before": float(stats.point[i, a]), "after": float(stats.point[i, b]), "delta": float(delta[i]),
-            "ci": _interval(lo[i], hi[i])}
+        g: {
+            "before": float(stats.point[i, a]),
+            "after": float(stats.point[i, b]),
+            "delta": float(delta[i]),
+            "ci": _interval(lo[i], hi[i]),
+        }
         for i, g in enumerate(stats.groups)
     }

@@ -75,9 +75,7 @@ def zeroshot_predictions(feats: np.ndarray, prompt_features: torch.Tensor, label
     return [labels[i] for i in zeroshot_logits(feats, clf).argmax(1).numpy()]
 
 
-def linear_probe_quantity(
-    feats: np.ndarray, true: list[str | None], cfg: BiasConfig
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def linear_probe_quantity(feats: np.ndarray, true: list[str | None], cfg: BiasConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The paper's "LR CLIP": logistic regression on the true labels (train split), correctness on the held-out rest."""
     from components.evaluate.linear_probe import linear_probe
 
@@ -117,8 +115,13 @@ def run_bias_probe(
     predicted = {}
     for v in probe.variants:
         text = cached_text_features(
-            cache, model, tokenizer, text_id, f"bias-{_slug(probe.name)}-{_slug(v.name)}-prompts",
-            prompts(v.labels, templates), cfg.precision,
+            cache,
+            model,
+            tokenizer,
+            text_id,
+            f"bias-{_slug(probe.name)}-{_slug(v.name)}-prompts",
+            prompts(v.labels, templates),
+            cfg.precision,
         )
         predicted[v.name] = zeroshot_predictions(feats, text, v.labels, len(templates))
     extra = linear_probe_quantity(feats, true, cfg) if cfg.linear_probe else {}

@@ -170,17 +170,27 @@ def render_html(
         parts.append(_table(["group", "n", *qs], rows))
         if g["disparity"]:
             drows = [
-                [html.escape(q), f"{d['gap']:.3f} <small>[{d['gap_ci'][0]:.3f}, {d['gap_ci'][1]:.3f}]</small>",
-                 f"{d['ratio']:.2f} <small>[{d['ratio_ci'][0]:.2f}, {d['ratio_ci'][1]:.2f}]</small>",
-                 html.escape(str(d["max_group"])), html.escape(str(d["min_group"]))]
+                [
+                    html.escape(q),
+                    f"{d['gap']:.3f} <small>[{d['gap_ci'][0]:.3f}, {d['gap_ci'][1]:.3f}]</small>",
+                    f"{d['ratio']:.2f} <small>[{d['ratio_ci'][0]:.2f}, {d['ratio_ci'][1]:.2f}]</small>",
+                    html.escape(str(d["max_group"])),
+                    html.escape(str(d["min_group"])),
+                ]
                 for q, d in g["disparity"].items()
             ]
             parts.append(_table(["quantity", "max-min gap", "max/min ratio", "highest", "lowest"], drows))
         for variant, metrics in g["changes"].items():
             crows = [
-                [html.escape(m), html.escape(grp), f"{c['before']:.3f}", f"{c['after']:.3f}",
-                 f"{c['delta']:+.3f} <small>[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]</small>"]
-                for m, groups in metrics.items() for grp, c in groups.items()
+                [
+                    html.escape(m),
+                    html.escape(grp),
+                    f"{c['before']:.3f}",
+                    f"{c['after']:.3f}",
+                    f"{c['delta']:+.3f} <small>[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]</small>",
+                ]
+                for m, groups in metrics.items()
+                for grp, c in groups.items()
             ]
             parts.append(f"<p>{html.escape(variant)} vs {html.escape(probe.baseline)}</p>")
             parts.append(_table(["quantity", "group", "before", "after", "change"], crows))

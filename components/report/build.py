@@ -157,7 +157,14 @@ def build_report(out_root: str | Path, cfg: ReportConfig, registry_path: str | P
     if bias is not None:
         numbers["bias"] = bias
         imgs = sorted((out / "bias").glob("**/*.png"))
-        sections.append(Section("Bias probes", tables=[("summary", _kv_rows(bias))], images=imgs))
+        findings = out / "bias" / "findings.txt"
+        text = [html.escape(line) for line in findings.read_text().splitlines() if line.strip()] if findings.exists() else []
+        links = (
+            [("full bias report", os.path.relpath(out / "bias" / "bias.html", dest))]
+            if (out / "bias" / "bias.html").exists()
+            else []
+        )
+        sections.append(Section("Bias probes", text=text, tables=[("summary", _kv_rows(bias))], images=imgs, links=links))
 
     registry = _load_json(Path(registry_path)) if registry_path and Path(registry_path).exists() else None
     if registry:

@@ -16,8 +16,15 @@ PARAMS = Path(__file__).parents[2] / "params.yaml"
 def test_bias_stage_and_gate(tmp_path):
     out = tmp_path / "out"
     probe = build_toy(tmp_path, out / "train" / "model", out / "raw" / "eval" / "bias_probe")
-    common = [f"pipeline.out_root={out}", f"bias.probe={probe}", "bias.bootstrap=20", "bias.min_group_size=2",
-              "bias.device=cpu", "bias.linear_probe=false"]  # fmt: skip
+    common = [
+        f"pipeline.out_root={out}",
+        f"data.raw_root={out / 'raw'}",
+        f"bias.probe={probe}",
+        "bias.bootstrap=20",
+        "bias.min_group_size=2",
+        "bias.device=cpu",
+        "bias.linear_probe=false",
+    ]
     res = run_bias(load_params(PARAMS, common))
     assert res.gate.passed and res.summary["n_images"] == 24 and "findings" in res.summary
     assert json.loads((out / "bias" / "summary.json").read_text())["gate_passed"] is True
@@ -31,7 +38,7 @@ def test_bias_stage_and_gate(tmp_path):
 
 
 def test_bias_stage_skips_without_dataset(tmp_path):
-    res = run_bias(load_params(PARAMS, [f"pipeline.out_root={tmp_path}"]))
+    res = run_bias(load_params(PARAMS, [f"pipeline.out_root={tmp_path}", f"data.raw_root={tmp_path / 'raw'}"]))
     assert "skipped" in res.summary and res.gate is None
 
 

@@ -15,7 +15,7 @@ def test_dvc_repro_noop_and_partial(tmp_path: Path) -> None:
     proj = make_tiny_project(tmp_path / "proj")
     run(["clip-pipeline", "data", "synth"], proj)
     first = run(["dvc", "repro"], proj, timeout=1500).stdout
-    for stage in ("ingest", "validate", "train", "evaluate", "report", "register"):
+    for stage in ("ingest", "validate", "train", "evaluate", "bias", "report", "register"):
         assert f"Running stage '{stage}'" in first, first[-3000:]
     assert (proj / "out" / "report" / "report.html").exists()
     metrics = json.loads((proj / "out" / "evaluate" / "metrics.json").read_text())

@@ -84,8 +84,9 @@ def test_gate(toy_result):
 def test_gate_on_interval_lower_end(toy_result):
     # A's rate 0.3 exceeds 0.2, but its bootstrap interval's lower end (n = 10) does not
     assert not check_gate(toy_result, BiasConfig(min_group_size=5, max_flagged_rate=0.2)).passed
-    assert check_gate(toy_result, BiasConfig(min_group_size=5, max_flagged_rate=0.2, max_flagged_gap=1.0,
-                                             gate_statistic="ci_low")).passed
+    assert check_gate(
+        toy_result, BiasConfig(min_group_size=5, max_flagged_rate=0.2, max_flagged_gap=1.0, gate_statistic="ci_low")
+    ).passed
 
 
 def test_report_parts(toy_result, toy_probe, tmp_path):
