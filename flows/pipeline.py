@@ -77,6 +77,8 @@ def clip_pipeline(
     logger = get_run_logger()
     overrides = list(overrides or [])
     params = load_params(params_path, overrides)
+    # Tasks re-load params from a snapshot taken now, so editing params.yaml mid-run cannot mix configs.
+    params_path = stages.snapshot_params(params, params_path)
     if only_if_data_changed:
         changed, reason = stages.data_changed(params)
         logger.info(reason)

@@ -8,6 +8,7 @@ a small summary (plus an optional gate verdict) for the flow to publish.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,6 +224,26 @@ def data_changed(params: Params) -> tuple[bool, str]:
     if champion.get("data_version") != current:
         return True, f"data changed: {champion.get('data_version')} -> {current}"
     return False, f"data unchanged since champion v{champion['version']} ({current})"
+
+
+def snapshot_params(params: Params, params_path: str) -> str:
+    """Copy the params file into OUT/run_params.yaml (a local path, or a local temp file for remote roots)."""
+    from pathlib import Path
+
+    text = Path(params_path).read_text()
+    target = out_path(params, "run_params.yaml")
+    if "://" in target:
+        import tempfile
+
+        fd, local = tempfile.mkstemp(prefix="clip-params-", suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        with fsspec.open(target, "w") as f:
+            f.write(text)
+        return local
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(text)
+    return str(Path(target).resolve())
 
 
 def save_timings(params: Params, timings: dict[str, dict[str, float]]) -> None:
