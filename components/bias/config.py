@@ -12,7 +12,7 @@ class BiasConfig:
 
     Attributes:
         probe: a shipped probe by name (`shapes`, `fairface`: components/bias/probes/<name>.yaml) or a YAML/JSON path.
-        dataset_dir: the bias dataset directory; empty = OUT/raw/eval/bias_probe.
+        dataset_dir: the bias dataset directory; empty = data/raw/eval/bias_probe.
         cache_dir: embedding cache directory; empty = the evaluation's cache (OUT/evaluate/cache), so nothing is re-encoded.
         bootstrap: bootstrap resamples of the confidence intervals.
         confidence: two-sided level of the percentile intervals.

@@ -66,7 +66,7 @@ class IngestConfig:
 
     sources: tuple[
         str, ...
-    ] = ()  # empty: OUT/raw/train. Dirs, tars, brace patterns, globs, CSV/Parquet manifests, any fsspec URL
+    ] = ()  # empty: data/raw/train. Dirs, tars, brace patterns, globs, CSV/Parquet manifests, any fsspec URL
     samples_per_shard: int = 1000
     num_workers: int = 2  # decoding processes; 0 decodes in the main process
     batch_size: int = 64  # samples per worker task

@@ -109,7 +109,7 @@ def _recorded(cfg: SynthConfig) -> dict:
 
 
 def build_synth(out_dir: str, cfg: SynthConfig) -> SynthResult:
-    """Write the default dataset to `out_dir` (normally OUT/raw): train/ shards, eval/<name>/, planted_duplicates.csv."""
+    """Write the default dataset to `out_dir` (normally data/raw): train/ shards, eval/<name>/, planted_duplicates.csv."""
     t0 = time.perf_counter()
     n_shards = -(-cfg.n_train // cfg.samples_per_shard)
     with atomic_dir(out_dir) as tmp:

@@ -106,7 +106,7 @@ def discover_eval_datasets(eval_root: str | Path, include: tuple[str, ...] = ())
     """Every `<eval_root>/<name>/manifest.csv` directory (or only those named in `include`), sorted by name."""
     eval_root = Path(eval_root)
     if not eval_root.is_dir():
-        raise FileNotFoundError(f"{eval_root}: eval root not found (expected OUT/raw/eval/<name>/manifest.csv)")
+        raise FileNotFoundError(f"{eval_root}: eval root not found (expected data/raw/eval/<name>/manifest.csv)")
     found = [load_eval_dataset(d) for d in sorted(eval_root.iterdir()) if (d / "manifest.csv").exists()]
     if include:
         missing = sorted(set(include) - {d.name for d in found})

@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bias", help="bias probe: flagged-label rates and accuracy per group, per label set")
     p.add_argument("--probe", default=None, help="probe name or YAML/JSON file (default: bias.probe)")
     p.add_argument("--model", default=None, help="model directory (default: OUT/train/model)")
-    p.add_argument("--dataset", default=None, help="bias dataset dir (default: bias.dataset_dir or OUT/raw/eval/bias_probe)")
+    p.add_argument("--dataset", default=None, help="bias dataset dir (default: bias.dataset_dir or data/raw/eval/bias_probe)")
     p.add_argument("--out", default=None, help="output directory (default: OUT/bias)")
     p.set_defaults(func=_bias)
 
@@ -19,13 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _bias(args: argparse.Namespace) -> int:
     from components.bias.probe import run_bias_probe
     from flows.params import load_params
-    from flows.stages import out_path
+    from flows.stages import eval_root, out_path
 
     params = load_params(args.params, args.overrides)
     cfg = params.bias if args.probe is None else dataclasses.replace(params.bias, probe=args.probe)
     result = run_bias_probe(
         args.model or out_path(params, "train", "model"),
-        args.dataset or cfg.dataset_dir or out_path(params, "raw", "eval", "bias_probe"),
+        args.dataset or cfg.dataset_dir or f"{eval_root(params)}/bias_probe",
         args.out or out_path(params, "bias"),
         cfg,
         cache_dir=cfg.cache_dir or params.evaluate.cache_dir or out_path(params, "evaluate", "cache"),

@@ -1,4 +1,4 @@
-"""Stage glue: `run_bias` reads OUT/train/model and OUT/raw/eval/bias_probe, writes OUT/bias, gates on params."""
+"""Stage glue: `run_bias` reads OUT/train/model and data/raw/eval/bias_probe, writes OUT/bias, gates on params."""
 
 from __future__ import annotations
 
