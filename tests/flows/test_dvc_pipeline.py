@@ -34,3 +34,8 @@ def test_dvc_repro_noop_and_partial(tmp_path: Path) -> None:
 
     plots = run(["dvc", "plots", "show", "--json"], proj).stdout
     assert "out/train/metrics.csv" in plots
+
+    # checkpoints' exported model and the report are DVC outputs: they push to a local remote offline
+    run(["dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")], proj)
+    run(["dvc", "push"], proj)
+    assert any((tmp_path / "remote").rglob("*"))
