@@ -24,10 +24,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_stage)
 
 
+def _quiet_services() -> None:
+    """No telemetry from Prefect or Ray (and no racing telemetry write into a fresh SQLite database)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
 def _run(args: argparse.Namespace) -> int:
     from flows.params import load_params
 
     load_params(args.params, args.overrides)  # fail on a params error before starting anything
+    _quiet_services()
     from flows.pipeline import clip_pipeline
 
     result = clip_pipeline(
@@ -41,6 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _quiet_services()
     # A Prefect home of its own: no clash with another Prefect process's SQLite database.
     if "PREFECT_API_URL" not in os.environ:
         os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="clip-pipeline-prefect-"))
@@ -59,6 +68,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _quiet_services()
     from flows.deploy import serve
 
     serve(args.params)

@@ -54,6 +54,8 @@ def test_deployment_run_full_completes(tmp_path: Path) -> None:
     api = f"http://127.0.0.1:{port}/api"
     e = env()
     e.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    secret = "planted-secret-7f3a9c1e"  # credentials live in the environment and must never reach outputs
+    e.update(AWS_SECRET_ACCESS_KEY=secret, AWS_ACCESS_KEY_ID=secret + "-id")
     server = _start(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], proj, e, tmp_path / "server.log")
     serve = None
     try:
@@ -82,6 +84,8 @@ def test_deployment_run_full_completes(tmp_path: Path) -> None:
     assert registry["champion"]["version"] == 1 and registry["entries"][0]["promoted"]
     timings = json.loads((proj / "out" / "pipeline_timings.json").read_text())
     assert {"ingest", "train", "evaluate", "report", "register", "_total"} <= set(timings)
+    leaked = [p for p in (proj / "out").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaked, f"secret found in outputs: {leaked}"
 
 
 def test_scheduled_retrain_skips_when_data_unchanged(tmp_path: Path) -> None:
