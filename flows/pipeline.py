@@ -54,7 +54,7 @@ bias_task = _stage_task("bias")
 report_task = _stage_task("report", retries=2)
 register_task = _stage_task("register", retries=2)
 
-STAGE_ORDER = ["synth", "ingest", "validate", "train", "evaluate", "bias", "report", "register"]
+STAGE_ORDER = ["synth", "ingest", "validate", "train", "evaluate", "bias", "register", "report"]
 TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER}
 
 
@@ -65,7 +65,7 @@ def clip_pipeline(
     only_if_data_changed: bool = False,
     stages_to_run: list[str] | None = None,
 ) -> dict[str, Any]:
-    """synth -> ingest -> validate -> train -> evaluate -> bias -> report -> register.
+    """synth -> ingest -> validate -> train -> evaluate -> bias -> register -> report.
 
     Args:
         params_path: the params.yaml to load (each task re-loads it, so tasks pass paths, not objects).
