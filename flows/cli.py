@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "flows.commands.pipeline",
     "flows.commands.evaluate",
     "flows.commands.train",
+    "flows.commands.audit",
 ]
 
 

@@ -25,6 +25,7 @@ SECTIONS: dict[str, str] = {
     "report": "components.report.build:ReportConfig",
     "evaluate": "components.evaluate.config:EvaluateConfig",
     "train": "components.train.config:TrainConfig",
+    "audit": "components.audit.config:AuditConfig",
 }
 
 
