@@ -63,7 +63,7 @@ def test_overlap_recall_and_precision_on_planted(planted) -> None:
 
 def test_phash_alone_misses_crops(planted) -> None:
     """Why use_embeddings defaults on: a 1/16 crop moves the pHash far beyond a safe Hamming threshold."""
-    train, dups, src = planted
+    train, dups, _src = planted
     meta = _meta(train)
     ev = EvalImages("crops", dups[2::4], [], None)
     found = find_overlap(meta.key.tolist(), hashes_to_bits(meta.phash), ev, AuditConfig().hamming_threshold)
@@ -115,7 +115,7 @@ def test_eval_set_without_overlap_reports_zero(planted, tmp_path) -> None:
 
 
 def test_run_overlap_writes_table_and_page(planted, tmp_path) -> None:
-    train, dups, src = planted
+    train, dups, _src = planted
     # dataset A: 10 overlapping images all right, 30 clean images half right
     rng = np.random.default_rng(3)
     a_imgs = dups[:10] + [base_image(rng) for _ in range(30)]
