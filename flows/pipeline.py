@@ -50,10 +50,11 @@ ingest_task = _stage_task("ingest", retries=2)
 validate_task = _stage_task("validate")
 train_task = _stage_task("train", retries=1)
 evaluate_task = _stage_task("evaluate")
+audit_task = _stage_task("audit")  # needs evaluate's per-sample zero-shot predictions
 report_task = _stage_task("report", retries=2)
 register_task = _stage_task("register", retries=2)
 
-STAGE_ORDER = ["synth", "ingest", "validate", "train", "evaluate", "report", "register"]
+STAGE_ORDER = ["synth", "ingest", "validate", "train", "evaluate", "audit", "report", "register"]
 TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER}
 
 
@@ -64,7 +65,7 @@ def clip_pipeline(
     only_if_data_changed: bool = False,
     stages_to_run: list[str] | None = None,
 ) -> dict[str, Any]:
-    """synth -> ingest -> validate -> train -> evaluate -> report -> register.
+    """synth -> ingest -> validate -> train -> evaluate -> audit -> report -> register.
 
     Args:
         params_path: the params.yaml to load (each task re-loads it, so tasks pass paths, not objects).

@@ -30,15 +30,18 @@ def image_phash(img: Image.Image) -> str:
 def build_index(bits: np.ndarray, radius: int) -> faiss.IndexBinary:
     """A binary index over (N, 8) codes that answers Hamming range queries <= `radius` exactly.
 
-    Small sets: a flat scan. Large sets: multi-index hashing; with `radius + 1` disjoint substrings,
-    any code within `radius` matches one substring exactly (pigeonhole), so recall is exact while each
-    query only scans its buckets: cost grows ~linearly with N.
+    Small sets: a flat scan. Large sets: multi-index hashing with 3 substrings of 21 bits, probing
+    every bucket within `radius // 3` flipped bits: by pigeonhole one substring of a code within
+    `radius` differs in at most `radius // 3` bits, so recall stays exact, while each query touches
+    a fixed number of nearly empty buckets (2^21 of them): cost grows ~linearly with N. Radii above
+    8 would probe too many buckets and fall back to the flat scan.
     """
-    if len(bits) <= FLAT_MAX:
+    nflip = radius // 3
+    if len(bits) <= FLAT_MAX or nflip > 2:
         index = faiss.IndexBinaryFlat(64)
     else:
-        nhash = radius + 1
-        index = faiss.IndexBinaryMultiHash(64, nhash, min(64 // nhash, 24))
+        index = faiss.IndexBinaryMultiHash(64, 3, 21)
+        index.nflip = nflip
     index.add(bits)
     return index
 
@@ -97,8 +100,8 @@ def build_vector_index(vecs: np.ndarray) -> faiss.Index:
     if len(vecs) <= FLAT_MAX:
         index = faiss.IndexFlatIP(vecs.shape[1])
     else:
-        index = faiss.IndexHNSWFlat(vecs.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 64
+        index = faiss.IndexHNSWFlat(vecs.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
     index.add(vecs)
     return index
 
