@@ -32,6 +32,7 @@ def _atomic(path: Path, write: Any) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are for people and other stages
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
