@@ -100,7 +100,7 @@ def build_vector_index(vecs: np.ndarray) -> faiss.Index:
     if len(vecs) <= FLAT_MAX:
         index = faiss.IndexFlatIP(vecs.shape[1])
     else:
-        index = faiss.IndexHNSWFlat(vecs.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexHNSWFlat(vecs.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = 128
     index.add(vecs)
     return index
