@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "flows.commands.evaluate",
     "flows.commands.train",
     "flows.commands.bias",
+    "flows.commands.audit",
 ]
 
 

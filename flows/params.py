@@ -26,6 +26,7 @@ SECTIONS: dict[str, str] = {
     "evaluate": "components.evaluate.config:EvaluateConfig",
     "train": "components.train.config:TrainConfig",
     "bias": "components.bias.config:BiasConfig",
+    "audit": "components.audit.config:AuditConfig",
 }
 
 
@@ -150,7 +151,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(value, Mapping):
             raise ParamsError(f"{where}: expected a mapping, got {value!r}")
-        return types.MappingProxyType(dict(value))
+        return dict(value)  # a plain dict: dataclasses.asdict (Params.to_dict) cannot copy a mappingproxy
     if dataclasses.is_dataclass(tp):
         return build_config(tp, value, where)
     if tp is float:

@@ -51,11 +51,16 @@ validate_task = _stage_task("validate")
 train_task = _stage_task("train", retries=1)
 evaluate_task = _stage_task("evaluate")
 bias_task = _stage_task("bias")
+audit_task = _stage_task("audit")  # needs evaluate's per-sample zero-shot predictions
 report_task = _stage_task("report", retries=2)
 register_task = _stage_task("register", retries=2)
 
+# The audit is not in the default order: on the embedded dataset its near-duplicate matching has
+# recall 0.96 but precision 0.001 (look-alike synthetic images), so its overlap table would mislead.
+# Run it with `stages_to_run` / `clip-pipeline run --stages ... audit ...` on real data.
 STAGE_ORDER = ["synth", "ingest", "validate", "train", "evaluate", "bias", "register", "report"]
-TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER}
+OPTIONAL_STAGES = ["audit"]
+TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER + OPTIONAL_STAGES}
 
 
 @flow(name="clip-pipeline", log_prints=True)
@@ -72,7 +77,7 @@ def clip_pipeline(
         overrides: `section.key=value` strings applied on top of params.yaml for this run.
         only_if_data_changed: the scheduled retraining mode: stop early when the data version equals
             the one the current champion was trained on.
-        stages_to_run: a subset of STAGE_ORDER (default: all).
+        stages_to_run: stages in order, from STAGE_ORDER and OPTIONAL_STAGES (default: STAGE_ORDER).
     """
     logger = get_run_logger()
     overrides = list(overrides or [])
@@ -90,7 +95,7 @@ def clip_pipeline(
     t_flow = time.perf_counter()
     for name in stages_to_run or STAGE_ORDER:
         if name not in TASKS:
-            raise ValueError(f"unknown stage {name!r}; stages: {STAGE_ORDER}")
+            raise ValueError(f"unknown stage {name!r}; stages: {STAGE_ORDER + OPTIONAL_STAGES}")
         t0 = time.perf_counter()
         results[name] = TASKS[name](params_path, overrides)
         timings[name] = {"wall_s": round(time.perf_counter() - t0, 2), "compute_s": results[name]["compute_s"]}

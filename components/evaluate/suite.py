@@ -152,6 +152,7 @@ def _run_classification(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
         clf = classifier_from_prompt_features(feats_txt, len(ds.classnames), len(ds.templates))
         run.zs_classifiers[ds.name] = clf
         zs = evaluate_zeroshot(feats, ds.labels, clf)
+        save_predictions(run.out_dir / "results" / ds.name / "zeroshot_predictions.csv", ds, zs.logits.argmax(dim=1).numpy())
         png = plot_confusion(
             zs.confusion, ds.classnames, run.out_dir / "plots" / f"{ds.name}__confusion.png", f"{ds.name}: zero-shot"
         )
@@ -184,6 +185,16 @@ def _run_classification(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
         plot_fewshot(rows, zs_test, png, f"{ds.name}: few-shot linear probe")
         run.plots.append(png)
         run.record(ds, "fewshot", {f"lp_acc1@{r['k']}shot": r["lp_acc1"] for r in rows}, curve=rows, zeroshot_acc1_test=zs_test)
+
+
+def save_predictions(path: Path, ds: EvalDataset, pred: np.ndarray) -> Path:
+    """Per-sample zero-shot predictions (manifest order) for the overlap audit: index, key, image, label, prediction, correct."""
+    import pandas as pd
+
+    df = pd.DataFrame({"index": np.arange(len(ds)), "key": ds.keys or [""] * len(ds), "image": ds.images})
+    df["label"], df["prediction"] = ds.labels, pred
+    df["correct"] = df["label"] == df["prediction"]
+    return write_atomic(path, df.to_csv(index=False))
 
 
 def _run_retrieval(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:

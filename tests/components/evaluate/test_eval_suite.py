@@ -39,6 +39,12 @@ def test_evaluate_model_writes_everything_and_reuses_the_cache(tmp_path, model_d
     assert 0.0 <= metrics["colors/zeroshot_classification/acc1"] <= 1.0
     assert "colors/zeroshot_retrieval/image_retrieval_recall@5" in metrics
     assert "colors/robustness/colors_noisy/effective_robustness" in metrics
+    # per-sample zero-shot predictions (read by the overlap audit) agree with the reported accuracy
+    import pandas as pd
+
+    pred = pd.read_csv(out / "results" / "colors" / "zeroshot_predictions.csv")
+    assert list(pred.columns) == ["index", "key", "image", "label", "prediction", "correct"]
+    assert pred["correct"].mean() == pytest.approx(metrics["colors/zeroshot_classification/acc1"])
 
     again = evaluate_model(model_dir, eval_root, tmp_path / "out2", EvaluateConfig(**FAST, cache_dir=str(out / "cache")))
     assert (again.encoded, again.cached) == (0, 2)

@@ -1,0 +1,1 @@
+"""Audit stage: training-set dedup and the train/eval overlap audit (paper Section 5)."""

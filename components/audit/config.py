@@ -1,0 +1,64 @@
+"""`audit` section of params.yaml: the typed config of dedup and the overlap audit (light: no heavy imports)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Settings of `dedup` and `overlap_audit`.
+
+    Attributes:
+        dedup_policy: "report" (only report), "keep_one" (exclude all but the first key of each
+            near-duplicate cluster) or "drop" (exclude every member of a cluster).
+        hamming_threshold: a pair is a near-duplicate when the Hamming distance of the 64-bit
+            perceptual hashes is <= this (dedup of the training set, and the overlap default).
+        overlap_thresholds: per eval dataset Hamming threshold, overriding `hamming_threshold`.
+        use_embeddings: also count pairs whose image descriptors (blurred 8x8 colour thumbnails, FAISS
+            k-NN) have cosine >= `embedding_threshold`; catches crops that move the pHash by 6-18 bits.
+            Costs decoding the training images once.
+        embedding_threshold: cosine threshold of the descriptor match.
+        knn: neighbours searched per image in the descriptor index.
+        alpha: family-wise significance level; Bonferroni divides it by the datasets audited.
+        confidence: two-sided confidence of the Clopper-Pearson interval on Overlap accuracy (paper: 99.5%).
+        max_overlap_rate: gate: fail when any dataset's overlap rate is above this (1.0 = never).
+        max_duplicate_rate: gate: fail when the training set's near-duplicate rate is above this.
+        html_pairs: closest pairs shown per dataset on the overlap HTML page.
+        shift_threshold: a dataset counts as "shifted" when |All - Clean| accuracy exceeds this
+            (paper: 0.1 percentage point).
+    """
+
+    dedup_policy: Literal["drop", "keep_one", "report"] = "report"
+    hamming_threshold: int = 4
+    overlap_thresholds: Mapping[str, int] = field(default_factory=dict)
+    use_embeddings: bool = True
+    embedding_threshold: float = 0.8
+    knn: int = 10
+    alpha: float = 0.05
+    confidence: float = 0.995
+    max_overlap_rate: float = 1.0
+    max_duplicate_rate: float = 1.0
+    html_pairs: int = 24
+    shift_threshold: float = 0.001
+
+    def __post_init__(self) -> None:
+        # the params loader hands mappings over as read-only proxies; keep a plain dict so asdict()/JSON work
+        object.__setattr__(self, "overlap_thresholds", {str(k): int(v) for k, v in dict(self.overlap_thresholds).items()})
+        for name, t in {"hamming_threshold": self.hamming_threshold, **dict(self.overlap_thresholds)}.items():
+            if not 0 <= int(t) <= 32:
+                raise ValueError(f"{name}: Hamming threshold {t} out of range 0..32 (64-bit hashes)")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha={self.alpha}: must be in (0, 1)")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence={self.confidence}: must be in (0, 1)")
+        if self.knn < 1:
+            raise ValueError(f"knn={self.knn}: must be >= 1")
+        if not -1 <= self.embedding_threshold <= 1:
+            raise ValueError(f"embedding_threshold={self.embedding_threshold}: a cosine, must be in [-1, 1]")
+
+    def threshold_for(self, dataset: str) -> int:
+        """The Hamming threshold used for eval dataset `dataset`."""
+        return int(self.overlap_thresholds.get(dataset, self.hamming_threshold))

@@ -1,0 +1,55 @@
+"""Atomic writers for the audit outputs (temp file in the target directory, then rename)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def clean(obj: Any) -> Any:
+    """JSON-safe: numpy scalars -> Python, NaN/inf -> None."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _atomic(path: Path, write: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are for people and other stages
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Atomically write a text file."""
+    return _atomic(path, lambda t: Path(t).write_text(text))
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Atomically write JSON (NaN -> null)."""
+    return write_text(path, json.dumps(clean(obj), indent=2))
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> Path:
+    """Atomically write a Parquet table."""
+    return _atomic(path, lambda t: df.to_parquet(t, index=False))

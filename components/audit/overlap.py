@@ -1,0 +1,252 @@
+"""Train/eval overlap audit (CLIP paper, Section 5): near-duplicate eval images, All/Clean/Overlap accuracy, tests."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .config import AuditConfig
+from .hashing import (
+    build_index,
+    build_vector_index,
+    descriptor,
+    hamming,
+    hashes_to_bits,
+    image_phash,
+    nearest,
+    range_pairs,
+    vector_pairs,
+)
+from .io import clean, write_json, write_text
+from .stats import SplitStats, bonferroni, split_stats
+
+ImageLoader = Callable[[Sequence[str]], dict[str, Image.Image]]  # train keys -> images
+
+
+@dataclass(frozen=True)
+class EvalImages:
+    """One eval dataset as the audit needs it: images (decoded), per-sample correctness if zero-shot ran."""
+
+    name: str
+    images: list[Image.Image]
+    refs: list[str]  # manifest `image` values, for the HTML page
+    correct: np.ndarray | None  # (N,) bool, manifest order
+
+
+@dataclass(frozen=True)
+class DatasetOverlap:
+    """One table row: overlap and the statistics of the split."""
+
+    dataset: str
+    threshold: int
+    overlap_rate: float
+    stats: SplitStats
+    significant: bool | None
+    shifted: bool | None
+    overlap_rows: list[int]
+    matches: dict[int, list[str]]  # eval row -> matching train keys
+
+
+def load_eval_images(eval_dir: str, predictions_csv: str | None = None) -> EvalImages:
+    """Decode a dataset directory's images (manifest order) and, if present, zero-shot per-sample correctness."""
+    root = eval_dir.rstrip("/")
+    with fsspec.open(f"{root}/manifest.csv", "r") as f:
+        man = pd.read_csv(f)
+    images = []
+    for ref in man["image"].astype(str):
+        url = ref if ("://" in ref or ref.startswith("/")) else f"{root}/{ref}"
+        with fsspec.open(url, "rb") as f:
+            images.append(Image.open(io.BytesIO(f.read())).convert("RGB"))
+    correct = None
+    if predictions_csv is not None:
+        fs, path = fsspec.core.url_to_fs(predictions_csv)
+        if fs.exists(path):
+            with fs.open(path, "r") as f:
+                pred = pd.read_csv(f).sort_values("index")
+            if len(pred) != len(man):
+                raise ValueError(f"{predictions_csv}: {len(pred)} rows, but {root}/manifest.csv has {len(man)}; re-run evaluate")
+            correct = pred["correct"].astype(bool).to_numpy()
+    name = Path(root).name
+    return EvalImages(name, images, man["image"].astype(str).tolist(), correct)
+
+
+def find_overlap(
+    train_keys: Sequence[str],
+    train_bits: np.ndarray,
+    ev: EvalImages,
+    threshold: int,
+    train_vecs: np.ndarray | None = None,
+    min_cos: float = 0.8,
+    k: int = 10,
+) -> dict[int, list[tuple[str, int]]]:
+    """Eval row -> [(train key, Hamming)]: pHash within `threshold`, or (with `train_vecs`) descriptor cosine >= `min_cos`."""
+    q = hashes_to_bits(image_phash(img) for img in ev.images)
+    qi, tj, _ = range_pairs(build_index(train_bits, threshold), q, threshold)
+    if train_vecs is not None:
+        ev_vecs = np.stack([descriptor(img) for img in ev.images]) if ev.images else np.zeros((0, train_vecs.shape[1]))
+        vi, vj, _ = vector_pairs(build_vector_index(train_vecs), ev_vecs, k, min_cos)
+        qi, tj = np.concatenate([qi, vi]), np.concatenate([tj, vj])
+    pairs = np.unique(np.stack([qi, tj], axis=1), axis=0) if len(qi) else np.zeros((0, 2), np.int64)
+    dist = hamming(q[pairs[:, 0]], train_bits[pairs[:, 1]])
+    out: dict[int, list[tuple[str, int]]] = {}
+    for i, j, d in zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), dist.tolist()):
+        out.setdefault(i, []).append((train_keys[j], d))
+    return {i: sorted(v, key=lambda t: t[1]) for i, v in sorted(out.items())}
+
+
+def audit_dataset(
+    train_keys: Sequence[str], train_bits: np.ndarray, ev: EvalImages, cfg: AuditConfig, train_vecs: np.ndarray | None = None
+) -> DatasetOverlap:
+    """Overlap of one eval dataset with the training set, and the split statistics (no Bonferroni yet)."""
+    t = cfg.threshold_for(ev.name)
+    vecs = train_vecs if cfg.use_embeddings else None
+    if cfg.use_embeddings and train_vecs is None:
+        raise ValueError("audit.use_embeddings is true but no training image descriptors were passed")
+    found = find_overlap(train_keys, train_bits, ev, t, vecs, cfg.embedding_threshold, cfg.knn)
+    flags = np.zeros(len(ev.images), bool)
+    flags[list(found)] = True
+    correct = ev.correct if ev.correct is not None else np.zeros(len(ev.images), bool)
+    st = split_stats(correct.tolist(), flags.tolist(), cfg.confidence)
+    if ev.correct is None:  # retrieval or not evaluated: overlap only
+        st = SplitStats(st.n_all, st.n_clean, st.n_overlap, 0, 0, None, None, None, None, None, None, None)
+    shifted = None if st.all_minus_clean is None else abs(st.all_minus_clean) > cfg.shift_threshold
+    matches = {i: [k for k, _ in v] for i, v in found.items()}
+    return DatasetOverlap(ev.name, t, flags.mean() if len(flags) else 0.0, st, None, shifted, sorted(found), matches)
+
+
+def overlap_audit(
+    train_keys: Sequence[str],
+    train_phash: Sequence[str],
+    evals: Sequence[EvalImages],
+    cfg: AuditConfig,
+    train_vecs: np.ndarray | None = None,
+) -> tuple[list[DatasetOverlap], dict]:
+    """Audit every eval dataset, apply Bonferroni across the tests run, and build the summary line."""
+    bits = hashes_to_bits(train_phash)
+    rows = [audit_dataset(train_keys, bits, ev, cfg, train_vecs) for ev in evals]
+    sig = bonferroni([r.stats.p_value for r in rows], cfg.alpha)
+    rows = [DatasetOverlap(**{**r.__dict__, "significant": s}) for r, s in zip(rows, sig)]
+    rates = [r.overlap_rate for r in rows]
+    summary = {
+        "datasets": len(rows),
+        "datasets_no_overlap": sum(r.stats.n_overlap == 0 for r in rows),
+        "median_overlap": statistics.median(rates) if rates else 0.0,
+        "mean_overlap": statistics.fmean(rates) if rates else 0.0,
+        "shifted": sum(bool(r.shifted) for r in rows),
+        "significant": sum(bool(r.significant) for r in rows),
+        "tests": sum(r.stats.p_value is not None for r in rows),
+        "bonferroni_alpha": cfg.alpha / max(1, sum(r.stats.p_value is not None for r in rows)),
+    }
+    summary["line"] = (
+        f"{summary['datasets_no_overlap']} of {len(rows)} datasets have no detected overlap; median overlap "
+        f"{100 * summary['median_overlap']:.1f}%, mean {100 * summary['mean_overlap']:.1f}%; "
+        f"{summary['shifted']} shifted by more than {100 * cfg.shift_threshold:.1f} points, "
+        f"{summary['significant']} significantly (Bonferroni, alpha={cfg.alpha})"
+    )
+    return rows, summary
+
+
+def row_dict(r: DatasetOverlap) -> dict:
+    """One dataset's flat record for overlap.json."""
+    return {"dataset": r.dataset, "threshold": r.threshold, "overlap_rate": r.overlap_rate, **asdict(r.stats),
+            "significant": r.significant, "shifted": r.shifted}  # fmt: skip
+
+
+def gate(rows: Sequence[DatasetOverlap], cfg: AuditConfig, duplicate_rate: float | None = None) -> tuple[bool, str]:
+    """Pass unless an overlap rate or the training duplicate rate exceeds its configured maximum."""
+    bad = [
+        f"{r.dataset} overlap {r.overlap_rate:.3f} > {cfg.max_overlap_rate}"
+        for r in rows
+        if r.overlap_rate > cfg.max_overlap_rate
+    ]
+    if duplicate_rate is not None and duplicate_rate > cfg.max_duplicate_rate:
+        bad.append(f"training duplicate rate {duplicate_rate:.3f} > {cfg.max_duplicate_rate}")
+    return (not bad, "; ".join(bad) or "audit thresholds met")
+
+
+# ----------------------------------------------------------------------------- HTML
+def _png64(img: Image.Image, size: int = 96) -> str:
+    buf = io.BytesIO()
+    img.resize((size, size), Image.Resampling.NEAREST).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def closest_pairs(train_keys: Sequence[str], train_phash: Sequence[str], ev: EvalImages, n: int) -> list[tuple[int, str, int]]:
+    """The `n` (eval row, train key, Hamming) pairs with the smallest distance, matches or not (to set thresholds)."""
+    bits = hashes_to_bits(train_phash)
+    q = hashes_to_bits(image_phash(img) for img in ev.images)
+    d, i = nearest(bits, q, 1)
+    order = np.argsort(d[:, 0], kind="stable")[:n]
+    return [(int(r), train_keys[int(i[r, 0])], int(d[r, 0])) for r in order]
+
+
+def render_html(rows: Sequence[DatasetOverlap], summary: Mapping, pairs: Mapping[str, list], evals: Mapping[str, EvalImages],
+                train_images: Mapping[str, Image.Image]) -> str:  # fmt: skip
+    """One page: the table (one row per dataset), the summary line, then closest pairs side by side per dataset."""
+    cols = ["dataset", "threshold", "n_all", "n_overlap", "overlap_rate", "acc_all", "acc_clean", "acc_overlap",
+            "all_minus_clean", "p_value", "ci_low", "ci_high", "significant"]  # fmt: skip
+    df = pd.DataFrame([row_dict(r) for r in rows])[cols]
+    parts = ["<html><head><meta charset='utf-8'><title>train/eval overlap audit</title><style>",
+             "body{font-family:sans-serif} td,th{padding:2px 6px} .pair{display:inline-block;margin:4px;text-align:center;",
+             "font-size:11px;border:1px solid #ccc;padding:3px} .match{border-color:#c00}</style></head><body>",
+             "<h2>Train/eval overlap audit</h2>", f"<p><b>{html.escape(summary['line'])}</b></p>",
+             df.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="-"),
+             "<p>Closest pairs per dataset (eval left, train right; red border: counted as overlap). Raise or lower "
+             "<code>audit.overlap_thresholds.&lt;dataset&gt;</code> until the red pairs are exactly the true "
+             "duplicates.</p>"]  # fmt: skip
+    for r in rows:
+        parts.append(f"<h3>{html.escape(r.dataset)} (threshold {r.threshold})</h3><div>")
+        for row, key, dist in pairs.get(r.dataset, []):
+            cls = "pair match" if dist <= r.threshold else "pair"
+            ev = evals[r.dataset]
+            right = f"<img src='{_png64(train_images[key])}'>" if key in train_images else "(missing)"
+            parts.append(f"<div class='{cls}'><img src='{_png64(ev.images[row])}'>{right}<br>"
+                         f"{html.escape(ev.refs[row])} / {html.escape(key)}: d={dist}</div>")  # fmt: skip
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def run_overlap(
+    train_keys: Sequence[str],
+    train_phash: Sequence[str],
+    evals: Sequence[EvalImages],
+    cfg: AuditConfig,
+    out_dir: str | Path,
+    load_train_images: ImageLoader | None = None,
+    train_vecs: np.ndarray | None = None,
+) -> dict:
+    """Audit, then write overlap.json, overlap.html; returns the JSON document."""
+    t0 = time.perf_counter()
+    rows, summary = overlap_audit(train_keys, train_phash, evals, cfg, train_vecs)
+    pairs = {ev.name: closest_pairs(train_keys, train_phash, ev, cfg.html_pairs) for ev in evals}
+    needed = sorted({k for v in pairs.values() for _, k, _ in v})
+    train_images = load_train_images(needed) if load_train_images else {}
+    out = Path(out_dir)
+    doc = clean({
+        "summary": summary,
+        "datasets": [row_dict(r) for r in rows],
+        "overlap": {r.dataset: {evals[n].refs[i]: r.matches[i] for i in r.overlap_rows}
+                    for n, r in enumerate(rows)},
+        "config": asdict(cfg),
+        "seconds": round(time.perf_counter() - t0, 3),
+    })  # fmt: skip
+    write_json(out / "overlap.json", doc)
+    write_text(out / "overlap.html", render_html(rows, summary, pairs, {e.name: e for e in evals}, train_images))
+    doc["_rows"] = rows
+    return doc
+
+
+__all__ = ["EvalImages", "audit_dataset", "find_overlap", "gate", "json", "load_eval_images", "overlap_audit", "run_overlap"]
