@@ -79,18 +79,6 @@ def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str
     }
 
 
-def _git_rev() -> str | None:
-    """The checkout's commit (with "-dirty" when there are local changes), or None outside git."""
-    import subprocess
-
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     """Train per params on Ray workers; return the URL of the final model directory (OUT/train/model)."""
     from components.train.loop import train_loop_per_worker
@@ -106,7 +94,9 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     from components.train.checkpoint import CheckpointStore
 
     CheckpointStore(storage).set_aside_if_incompatible(fn_config["train"])
-    record = {"params": params.to_dict(), "git_rev": _git_rev(), "shards": shards}
+    from flows.provenance import git_revision
+
+    record = {"params": params.to_dict(), "git_rev": git_revision(), "shards": shards}
     fs.pipe_file(posixpath.join(root, "run.json"), json.dumps(record, indent=2).encode())
     t0 = time.perf_counter()
     launch(
