@@ -198,9 +198,9 @@ def run_audit(params: Params, steps: tuple[str, ...] = ("dedup", "overlap")) -> 
     import pandas as pd
 
     from components.audit.dedup import dedup, save_dedup
-    from components.audit.io import write_json
     from components.audit.overlap import gate, load_eval_images, run_overlap
     from components.audit.shards import load_shard_images, shard_descriptors
+    from components.io import write_json
 
     cfg = params.audit
     out = out_path(params, "audit")

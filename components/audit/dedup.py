@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.io import write_atomic, write_json, write_parquet
+
 from .config import AuditConfig
 from .hashing import build_index, build_vector_index, clusters, hamming, hashes_to_bits, range_pairs, vector_pairs
-from .io import write_json, write_parquet, write_text
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def save_dedup(r: DedupResult, out_dir: str | Path, cfg: AuditConfig) -> dict:
     write_parquet(out / "dedup_pairs.parquet", r.pairs)
     if cfg.dedup_policy != "report":
         # one key per line; training skips these keys (the lead wires train.exclude_keys to this file)
-        write_text(out / "exclude_keys.txt", "".join(f"{k}\n" for k in r.exclude_keys))
+        write_atomic(out / "exclude_keys.txt", "".join(f"{k}\n" for k in r.exclude_keys))
         summary["exclude_keys_file"] = str(out / "exclude_keys.txt")
     write_json(out / "dedup.json", summary)
     return summary

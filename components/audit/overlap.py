@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from components.io import json_safe, write_atomic, write_json
+
 from .config import AuditConfig
 from .hashing import (
     build_index,
@@ -29,7 +31,6 @@ from .hashing import (
     range_pairs,
     vector_pairs,
 )
-from .io import clean, write_json, write_text
 from .stats import SplitStats, bonferroni, split_stats
 
 ImageLoader = Callable[[Sequence[str]], dict[str, Image.Image]]  # train keys -> images
@@ -235,7 +236,7 @@ def run_overlap(
     needed = sorted({k for v in pairs.values() for _, k, _ in v})
     train_images = load_train_images(needed) if load_train_images else {}
     out = Path(out_dir)
-    doc = clean({
+    doc = json_safe({
         "summary": summary,
         "datasets": [row_dict(r) for r in rows],
         "overlap": {r.dataset: {evals[n].refs[i]: r.matches[i] for i in r.overlap_rows}
@@ -244,7 +245,7 @@ def run_overlap(
         "seconds": round(time.perf_counter() - t0, 3),
     })  # fmt: skip
     write_json(out / "overlap.json", doc)
-    write_text(out / "overlap.html", render_html(rows, summary, pairs, {e.name: e for e in evals}, train_images))
+    write_atomic(out / "overlap.html", render_html(rows, summary, pairs, {e.name: e for e in evals}, train_images))
     doc["_rows"] = rows
     return doc
 

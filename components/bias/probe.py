@@ -15,8 +15,9 @@ import torch
 
 from components.evaluate.cache import EmbeddingCache, cached_image_features, cached_text_features, file_sha256
 from components.evaluate.dataset import EvalDataset, load_eval_dataset, stratified_split
-from components.evaluate.suite import _clean, load_model_dir, resolve_device, write_atomic
+from components.evaluate.suite import load_model_dir, resolve_device
 from components.evaluate.zeroshot import classifier_from_prompt_features, prompts, zeroshot_logits
+from components.io import json_safe, write_atomic
 
 from .analysis import analyse
 from .config import BiasConfig
@@ -148,8 +149,8 @@ def run_bias_probe(
         "gate": {"passed": gate.passed, "violations": gate.violations},
         **result,
     }
-    write_atomic(out_dir / "bias.json", json.dumps(_clean(doc), indent=2))
-    write_atomic(out_dir / "summary.json", json.dumps(_clean(summary), indent=2))
+    write_atomic(out_dir / "bias.json", json.dumps(json_safe(doc), indent=2))
+    write_atomic(out_dir / "summary.json", json.dumps(json_safe(summary), indent=2))
     write_atomic(out_dir / "findings.txt", "\n".join(text) + "\n")
     section = render_html(result, probe, text, (gate.passed, gate.reason), plots, out_dir)
     page = f"<html><head><meta charset='utf-8'><title>bias</title></head><body>{section}</body></html>"

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from components.io import json_safe, write_atomic
 
 from .cache import EmbeddingCache, cached_image_features, cached_text_features, encode_images, file_sha256
 from .config import EvaluateConfig
@@ -65,29 +64,6 @@ def load_model_dir(model_dir: str | Path, device: torch.device | str = "cpu"):
     return model, tokenizer, file_sha256(weights)
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, dict keys -> str."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write text via a temp file and rename, so a crash never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
-
-
 def _git_revision() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip() or None
@@ -119,9 +95,9 @@ class _Run:
             "model": self.model_name,
             "pretrained": self.sha[:12],
             "task": task,
-            "metrics": _clean(metrics),
+            "metrics": json_safe(metrics),
             "language": "en",
-            **_clean(extra),
+            **json_safe(extra),
         }
         self.records.append(rec)
         write_atomic(self.out_dir / "results" / f"{ds.name}__{task}.json", json.dumps(rec, indent=2))
@@ -324,7 +300,7 @@ def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | 
     write_atomic(
         out_dir / "run.json",
         json.dumps(
-            _clean(
+            json_safe(
                 {
                     "model_dir": str(model_dir),
                     "checkpoint_sha256": sha,

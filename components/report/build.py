@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from components.io import write_atomic
 
 from .html import Section, render_page
 
@@ -175,14 +176,7 @@ def build_report(out_root: str | Path, cfg: ReportConfig, registry_path: str | P
     card = _model_card(out, evaluation, registry)
     sections.append(Section("Model card", text=[f"<pre>{html.escape(card)}</pre>"]))
     paths = {"html": dest / "report.html", "json": dest / "report.json", "card": dest / "MODEL_CARD.md"}
-    _atomic_write(paths["html"], render_page(cfg.title, sections))
-    _atomic_write(paths["json"], json.dumps(numbers, indent=2, default=str))
-    _atomic_write(paths["card"], card)
+    write_atomic(paths["html"], render_page(cfg.title, sections))
+    write_atomic(paths["json"], json.dumps(numbers, indent=2, default=str))
+    write_atomic(paths["card"], card)
     return ReportResult(str(paths["html"]), str(paths["json"]), str(paths["card"]), [s.title for s in sections])
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

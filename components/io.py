@@ -1,4 +1,4 @@
-"""Atomic writers for the audit outputs (temp file in the target directory, then rename)."""
+"""Shared output helpers for the stages: JSON-safe conversion and atomic writes (temp file, then rename)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 
 
-def clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON-safe: numpy scalars -> Python, NaN/inf -> None."""
     if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (np.floating, np.integer, np.bool_)):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -40,14 +40,14 @@ def _atomic(path: Path, write: Any) -> Path:
     return path
 
 
-def write_text(path: Path, text: str) -> Path:
-    """Atomically write a text file."""
+def write_atomic(path: Path, text: str) -> Path:
+    """Atomically write a text file, so a crash never leaves a half file that looks whole."""
     return _atomic(path, lambda t: Path(t).write_text(text))
 
 
 def write_json(path: Path, obj: Any) -> Path:
     """Atomically write JSON (NaN -> null)."""
-    return write_text(path, json.dumps(clean(obj), indent=2))
+    return write_atomic(path, json.dumps(json_safe(obj), indent=2))
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> Path:
