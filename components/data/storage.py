@@ -1,4 +1,9 @@
-"""fsspec helpers shared by synth and ingest: URL joins, atomic directory publish, deterministic tar writing."""
+"""fsspec helpers shared by synth and ingest: URL joins, atomic directory publish, deterministic tar writing.
+
+Whole-file writes retry transient storage errors (components.retry); a write into an open shard
+cannot be retried byte-exactly, so there an error names the shard and the atomic directory is
+dropped (the Prefect task's retry redoes the stage). A full disk always fails at once, clearly.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import fsspec
+
+from components.retry import RetryPolicy, StorageError, full_error, is_full, retry_io
 
 BLOCK, RECORD = 512, 10240
 
@@ -27,12 +34,29 @@ def join(url: str, *parts: str) -> str:
     return os.path.join(url, *parts)
 
 
-def write_bytes(url: str, data: bytes) -> None:
-    """Write `data` to `url` (callers write inside an atomic_dir, so no per-file temp name)."""
+def write_bytes(url: str, data: bytes, retry: RetryPolicy | None = None) -> None:
+    """Write `data` to `url`, retried whole on transient errors (callers write inside an atomic_dir: no temp name)."""
     fs, path = url_to_fs(url)
-    fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
-    with fs.open(path, "wb") as f:
-        f.write(data)
+
+    def write() -> None:
+        fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
+        with fs.open(path, "wb") as f:
+            f.write(data)
+
+    retry_io(write, "write", url, retry)
+
+
+@contextlib.contextmanager
+def stream_errors(what: str, url: str) -> Iterator[None]:
+    """Name the file in an I/O error raised while streaming into it; ENOSPC becomes StorageFullError."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as e:
+        if is_full(e):
+            raise full_error(what, url, e) from e
+        raise StorageError(e.errno, f"{what} {url} failed: {type(e).__name__}: {e}") from e
 
 
 @contextlib.contextmanager
@@ -45,6 +69,7 @@ def atomic_dir(url: str) -> Iterator[str]:
     fs, path = url_to_fs(url)
     parent, name = posixpath.split(path.rstrip("/"))
     tmp_path = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+    stale = _stale_siblings(fs, parent, name)  # left by a run that was killed (SIGKILL skips the cleanup below)
     fs.makedirs(tmp_path, exist_ok=True)
     tmp_url = fs.unstrip_protocol(tmp_path) if "://" in url else tmp_path
     try:
@@ -67,11 +92,27 @@ def atomic_dir(url: str) -> Iterator[str]:
         fs.rm(old, recursive=True)
     else:
         fs.mv(tmp_path, path, recursive=True)
+    for d in stale:
+        with contextlib.suppress(Exception):
+            fs.rm(d, recursive=True)
+
+
+def _stale_siblings(fs: Any, parent: str, name: str) -> list[str]:
+    """`.NAME.tmp-*` / `.NAME.old-*` beside `NAME`: never taken for output, removed once a new one is published."""
+    try:
+        siblings = fs.ls(parent, detail=False) if fs.exists(parent) else []
+    except OSError:
+        return []
+    prefixes = (f".{name}.tmp-", f".{name}.old-")
+    return [d for d in siblings if posixpath.basename(d.rstrip("/")).startswith(prefixes)]
+
+
+def _protocols(fs: Any) -> set[str]:
+    return set(fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
 def _has_dirs(fs: Any) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return bool({"file", "local", "memory"} & set(protocols))
+    return bool({"file", "local", "memory"} & _protocols(fs))
 
 
 def member_bytes(name: str, data: bytes) -> bytes:
@@ -128,21 +169,30 @@ class TarShardWriter:
         if self._file is None or self.count % self.samples_per_shard == 0:
             self._roll()
         assert self._file is not None
-        self._file.write(buf)
+        with stream_errors("write shard", self.url):
+            self._file.write(buf)
         self._written += len(buf)
         self.count += 1
         return self.shard_name
 
+    @property
+    def url(self) -> str:
+        """The current shard's path (local) or URL, for messages."""
+        path = posixpath.join(self.dir, self.shard_name)
+        return path if "file" in _protocols(self.fs) else self.fs.unstrip_protocol(path)
+
     def _roll(self) -> None:
         self.close()
         self.shard += 1
-        self._file = self.fs.open(posixpath.join(self.dir, self.shard_name), "wb")
+        path = posixpath.join(self.dir, self.shard_name)
+        self._file = retry_io(lambda: self.fs.open(path, "wb"), "open shard", self.url)
         self._written = 0
 
     def close(self) -> None:
         """Finish the current shard (end-of-archive blocks, padded to a whole record)."""
         if self._file is not None:
             end = 2 * BLOCK
-            self._file.write(bytes(end + (-(self._written + end) % RECORD)))
-            self._file.close()
-            self._file = None
+            f, self._file = self._file, None
+            with stream_errors("finish shard", self.url):
+                f.write(bytes(end + (-(self._written + end) % RECORD)))
+                f.close()

@@ -6,7 +6,10 @@ Layout under `<storage>/checkpoints/`:
                          is written last. A directory without a manifest, or whose files do not
                          match it, is not a checkpoint: loading skips it and falls back to the
                          previous good one. Object stores have no atomic directory rename, so the
-                         manifest is the commit marker; on local disk the move is a rename.
+                         manifest is the commit marker; on local disk the move is a rename. The
+                         manifest itself is written under a temp name and moved, so a kill mid-write
+                         never leaves a half manifest.
+Every storage call is retried on transient errors (components.retry); a full disk fails at once.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from typing import Any
 
 import fsspec
 
+from components.retry import RetryPolicy, retry_io
+
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+MANIFEST_TMP = "manifest.json.tmp"
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -60,8 +66,9 @@ RESUME_SAFE_KEYS = ("log_every", "eval_every", "eval_dataset", "max_failures", "
 class CheckpointStore:
     """Checkpoint directories under `<root_url>/checkpoints` on any fsspec filesystem."""
 
-    def __init__(self, root_url: str):
+    def __init__(self, root_url: str, retry: RetryPolicy | None = None):
         self.fs, root = fsspec.core.url_to_fs(root_url)
+        self.retry = retry
         self.protocol = root_url.split("://", 1)[0] + "://" if "://" in root_url else ""
         self.root = posixpath.join(root, "checkpoints")
 
@@ -72,6 +79,11 @@ class CheckpointStore:
         """The committed checkpoint's URL (with protocol) for messages and results."""
         return self.protocol + self._dir(step) if self.protocol not in ("", "file://") else self._dir(step)
 
+    def _io(self, fn, what: str, path: str):
+        """One idempotent storage call with retries; errors name the full URL."""
+        url = self.protocol + path if self.protocol not in ("", "file://") else path
+        return retry_io(fn, what, url, self.retry)
+
     def upload(self, local_dir: str | Path, step: int) -> None:
         """Copy every file under `local_dir` into the staging directory of `step` (any rank may call)."""
         local_dir = Path(local_dir)
@@ -79,35 +91,47 @@ class CheckpointStore:
         for p in sorted(local_dir.rglob("*")):
             if p.is_file():
                 dest = posixpath.join(staging, p.relative_to(local_dir).as_posix())
-                self.fs.makedirs(posixpath.dirname(dest), exist_ok=True)
-                self.fs.put_file(str(p), dest)
+                parent = posixpath.dirname(dest)
+                self._io(lambda parent=parent: self.fs.makedirs(parent, exist_ok=True), "create", parent)
+                self._io(lambda p=p, dest=dest: self.fs.put_file(str(p), dest), "upload checkpoint file to", dest)
 
     def commit(self, step: int, meta: dict[str, Any]) -> CheckpointInfo:
         """Move staging to its final name and write the manifest last (rank 0, after all uploads)."""
         staging, final = self._dir(step, staging=True), self._dir(step)
-        if self.fs.exists(final):
-            self.fs.rm(final, recursive=True)
-        self.fs.mv(staging, final, recursive=True)
-        files = {posixpath.relpath(p, final): sha256_file(self.fs, p) for p in self._files(final)}
+        if self._io(lambda: self.fs.exists(final), "check", final):  # left by a run killed mid-commit: no manifest
+            self._io(lambda: self.fs.rm(final, recursive=True), "remove", final)
+        self._io(lambda: self.fs.mv(staging, final, recursive=True), "commit (move staging to)", final)
+        files = {posixpath.relpath(p, final): self._sha256(p) for p in self._files(final)}
         manifest = {"step": step, "files": files, **meta}
-        self.fs.pipe_file(posixpath.join(final, MANIFEST), json.dumps(manifest, indent=2).encode())
+        tmp, dest = posixpath.join(final, MANIFEST_TMP), posixpath.join(final, MANIFEST)
+        body = json.dumps(manifest, indent=2).encode()
+        self._io(lambda: self.fs.pipe_file(tmp, body), "write manifest", tmp)
+        self._io(lambda: self.fs.mv(tmp, dest), "commit manifest", dest)  # a rename on local disk: atomic
         return CheckpointInfo(self.url(step), step, manifest)
 
     def _files(self, d: str) -> list[str]:
-        return sorted(p for p in self.fs.find(d) if posixpath.basename(p) != MANIFEST)
+        found = self._io(lambda: self.fs.find(d), "list", d)
+        return sorted(p for p in found if posixpath.basename(p) not in (MANIFEST, MANIFEST_TMP))
+
+    def _sha256(self, path: str) -> str:
+        return self._io(lambda: sha256_file(self.fs, path), "read", path)
 
     def list(self) -> list[CheckpointInfo]:
         """Committed checkpoints (manifest present), oldest first. Checksums are not checked here."""
-        if not self.fs.exists(self.root):
+        if not self._io(lambda: self.fs.exists(self.root), "check", self.root):
             return []
         out = []
-        for d in self.fs.ls(self.root, detail=False):
+        for d in self._io(lambda: self.fs.ls(self.root, detail=False), "list", self.root):
             name = posixpath.basename(d.rstrip("/"))
             if not name.startswith("step-") or name.endswith(".tmp"):
                 continue
             mpath = posixpath.join(self._dir(int(name[5:])), MANIFEST)
-            if self.fs.exists(mpath):
-                meta = json.loads(self.fs.cat_file(mpath))
+            if self._io(lambda mpath=mpath: self.fs.exists(mpath), "check", mpath):
+                try:
+                    meta = json.loads(self._io(lambda mpath=mpath: self.fs.cat_file(mpath), "read", mpath))
+                except json.JSONDecodeError as e:  # written by an older, non-atomic commit and cut short
+                    log.error("ignoring %s: unreadable manifest (%s); the checkpoint was never committed", mpath, e)
+                    continue
                 out.append(CheckpointInfo(self.url(meta["step"]), meta["step"], meta))
         return sorted(out, key=lambda c: c.step)
 
@@ -116,9 +140,9 @@ class CheckpointStore:
         d = self._dir(info.step)
         for rel, digest in info.meta["files"].items():
             path = posixpath.join(d, rel)
-            if not self.fs.exists(path):
+            if not self._io(lambda path=path: self.fs.exists(path), "check", path):
                 raise CorruptCheckpointError(f"{self.url(info.step)}: {rel} listed in the manifest is missing")
-            if sha256_file(self.fs, path) != digest:
+            if self._sha256(path) != digest:
                 raise CorruptCheckpointError(f"{self.url(info.step)}: {rel} does not match its sha256 in the manifest")
 
     def latest_good(self) -> CheckpointInfo | None:
@@ -158,7 +182,8 @@ class CheckpointStore:
         for rel in info.meta["files"]:
             dest = local_dir / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get_file(posixpath.join(d, rel), str(dest))
+            src = posixpath.join(d, rel)
+            self._io(lambda src=src, dest=dest: self.fs.get_file(src, str(dest)), "download checkpoint file", src)
         return local_dir
 
     def prune(self, keep_last: int) -> list[int]:
@@ -173,22 +198,22 @@ class CheckpointStore:
         removed = []
         for c in infos:
             if c.step not in keep:
-                self.fs.rm(self._dir(c.step), recursive=True)
+                self._io(lambda c=c: self.fs.rm(self._dir(c.step), recursive=True), "remove", self._dir(c.step))
                 removed.append(c.step)
         newest = infos[-1].step if infos else -1
-        for d in self.fs.ls(self.root, detail=False):
+        for d in self._io(lambda: self.fs.ls(self.root, detail=False), "list", self.root):
             name = posixpath.basename(d.rstrip("/"))
-            if name.endswith(".tmp") and int(name[5:-4]) <= newest:
-                self.fs.rm(d, recursive=True)
+            if name.endswith(".tmp") and int(name[5:-4]) <= newest:  # staging left by a killed run
+                self._io(lambda d=d: self.fs.rm(d, recursive=True), "remove", d)
         return removed
 
 
-def put_dir(local_dir: str | Path, url: str) -> None:
-    """Upload a local directory's files to `url` (any fsspec URL), each via a temp name then a move."""
+def put_dir(local_dir: str | Path, url: str, retry: RetryPolicy | None = None) -> None:
+    """Upload a local directory's files to `url` (any fsspec URL), each via a temp name then a move (with retries)."""
     fs, root = fsspec.core.url_to_fs(url)
-    fs.makedirs(root, exist_ok=True)
+    retry_io(lambda: fs.makedirs(root, exist_ok=True), "create", url, retry)
     for p in sorted(Path(local_dir).iterdir()):
         if p.is_file():
-            tmp = posixpath.join(root, f".{p.name}.tmp{os.getpid()}")
-            fs.put_file(str(p), tmp)
-            fs.mv(tmp, posixpath.join(root, p.name))
+            tmp, dest = posixpath.join(root, f".{p.name}.tmp{os.getpid()}"), posixpath.join(root, p.name)
+            retry_io(lambda p=p, tmp=tmp: fs.put_file(str(p), tmp), "upload", f"{url.rstrip('/')}/{p.name}", retry)
+            retry_io(lambda tmp=tmp, dest=dest: fs.mv(tmp, dest), "move into place", f"{url.rstrip('/')}/{p.name}", retry)

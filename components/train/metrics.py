@@ -12,6 +12,8 @@ import fsspec
 import psutil
 import torch
 
+from components.retry import retry_io
+
 log = logging.getLogger(__name__)
 
 
@@ -86,9 +88,9 @@ class MetricsLog:
         """Append one record (rank 0) and report it to Ray Train (all ranks)."""
         if self.rank == 0:
             self.lines.append(json.dumps(record))
-            # rewrite the whole (small) file: appends are not portable across object stores
-            with self.fs.open(self.path, "w") as f:
-                f.write("\n".join(self.lines) + "\n")
+            # rewrite the whole (small) file: appends are not portable across object stores; idempotent, so retried
+            body = ("\n".join(self.lines) + "\n").encode()
+            retry_io(lambda: self.fs.pipe_file(self.path, body), "write metrics", self.path)
             if self.bar is not None:
                 self.bar.set_postfix(loss=f"{record.get('loss', float('nan')):.3f}", lr=f"{record.get('lr', 0):.2e}")
             if self.tb is not None:
