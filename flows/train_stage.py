@@ -60,6 +60,27 @@ def build_tokenizer(params: Any, shards: list[str]):
     return tok
 
 
+def resume_key(shards: list[str]) -> dict[str, str]:
+    """What a checkpoint must share with this run to be resumed, beyond the train config: the training code and the
+    shards (names and sizes). DVC keeps OUT/train/checkpoints across runs (persist), so a run killed mid-training
+    resumes; a code or data change starts fresh instead of resuming a model trained on something else."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = hashlib.sha256()
+    for d in ("clip_core", "components/train", "infra"):
+        for f in sorted((root / d).rglob("*")):
+            if f.suffix in (".py", ".json", ".yaml") and "__pycache__" not in f.parts:
+                code.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
+    code.update(Path(__file__).read_bytes())
+    data = hashlib.sha256()
+    for url in shards:
+        fs, path = fsspec.core.url_to_fs(url)
+        data.update(f"{url}\t{fs.size(path)}\n".encode())
+    return {"code": code.hexdigest()[:16], "shards": data.hexdigest()[:16]}
+
+
 def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
     """The plain dict each worker receives (see components.train.loop)."""
     from infra.deepspeed_config import deepspeed_config
@@ -93,7 +114,8 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     fs.makedirs(root, exist_ok=True)
     from components.train.checkpoint import CheckpointStore
 
-    CheckpointStore(storage).set_aside_if_incompatible(fn_config["train"])
+    fn_config["resume_key"] = resume_key(shards)
+    CheckpointStore(storage).set_aside_if_incompatible(fn_config["train"], resume_key=fn_config["resume_key"])
     from flows.provenance import git_revision
 
     record = {"params": params.to_dict(), "git_rev": git_revision(), "shards": shards}

@@ -155,9 +155,12 @@ class CheckpointStore:
                 log.error("skipping corrupt checkpoint: %s; falling back to the previous one", e)
         return None
 
-    def set_aside_if_incompatible(self, train_cfg: dict[str, Any], ignore: tuple[str, ...] = RESUME_SAFE_KEYS) -> str | None:
-        """Move checkpoints written under another training config out of the way, so a changed
-        config starts fresh instead of resuming someone else's run. Returns where they went."""
+    def set_aside_if_incompatible(
+        self, train_cfg: dict[str, Any], ignore: tuple[str, ...] = RESUME_SAFE_KEYS, resume_key: dict | None = None
+    ) -> str | None:
+        """Move checkpoints written under another training config (or, when given, another `resume_key`: code and
+        data fingerprints) out of the way, so a changed run starts fresh instead of resuming someone else's.
+        Returns where they went."""
         info = self.latest_good()
         if info is None:
             return None
@@ -166,6 +169,9 @@ class CheckpointStore:
         old = json.loads(self.fs.cat_file(meta_path)) if self.fs.exists(meta_path) else {}
         old_cfg = old.get("config", {})
         differs = sorted(k for k in set(old_cfg) | set(train_cfg) if k not in ignore and old_cfg.get(k) != train_cfg.get(k))
+        if resume_key is not None:
+            old_key = old.get("resume_key") or {}
+            differs += [f"resume_key.{k}" for k in sorted(resume_key) if old_key.get(k) != resume_key[k]]
         if not differs:
             return None
         dest = f"{self.root}.stale-{int(time.time())}"

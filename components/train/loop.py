@@ -6,6 +6,7 @@
     storage_path     fsspec URL for checkpoints/, metrics.jsonl and model/
     tokenizer_json   the HF tokenizer JSON text; tokenizer_context_length its context length
     ds_config        DeepSpeed config dict (built by infra; None for ddp)
+    resume_key       optional {"code", "shards"} fingerprints stored with each checkpoint (see CheckpointStore)
     fault            optional test hook {"rank", "step", "flag"}: that rank exits hard at that step
                      once (the flag file records that it happened)
 """
@@ -202,7 +203,8 @@ def save(engine, store: CheckpointStore, cfg: TrainConfig, config: dict, rank: i
         if rank == 0:
             _write_model(sd, engine.module.cfg, config, local)
             world = dist.get_world_size() if dist.is_initialized() else 1
-            meta = {"step": step, "data_epoch": step // cfg.ckpt_every, "world_size": world, "config": config["train"]}
+            meta = {"step": step, "data_epoch": step // cfg.ckpt_every, "world_size": world, "config": config["train"],
+                    "resume_key": config.get("resume_key")}  # fmt: skip
             (local / "train_meta.json").write_text(json.dumps(meta, indent=2))
         store.upload(local, step)
     _barrier()

@@ -1,0 +1,72 @@
+"""The whole pipeline SIGKILLed during training (`dvc repro`, driver and Ray together): a re-run resumes training from
+the last checkpoint and does not redo the finished stages; no Ray process of the killed run is left behind."""
+
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from components.train.checkpoint import CheckpointStore
+from tests.flows.tiny_project import env, make_tiny_project, run
+from tests.kill import kill_session, session_pids
+
+pytestmark = [pytest.mark.faults, pytest.mark.smoke]
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text.encode() in (d / "cmdline").read_bytes():
+                    out.append(int(d.name))
+            except OSError:
+                continue
+    return out
+
+
+def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
+    proj = make_tiny_project(tmp_path / "proj", **{"train.steps": 24, "train.ckpt_every": 4, "train.log_every": 2})
+    run(["clip-pipeline", "data", "synth"], proj)
+    e = env()
+    ray_tmp = f"/tmp/rf-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths must stay under 107 characters
+    e.update(CLIP_RAY_TMPDIR=ray_tmp, RAY_memory_monitor_refresh_ms="0")  # other jobs on a shared box must not OOM-kill ours
+    ckpts = proj / "out" / "train" / "checkpoints"
+    log = tmp_path / "repro1.log"
+    p = subprocess.Popen(["dvc", "repro", "train"], cwd=proj, env=e, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                         start_new_session=True)  # fmt: skip
+    try:
+        t0 = time.time()
+        while not list(ckpts.glob("step-*/manifest.json")):  # first checkpoint committed: kill now, mid-training
+            assert p.poll() is None, log.read_text()[-3000:]
+            assert time.time() - t0 < 600, log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        killed = kill_session(p.pid)  # SIGKILL: the dvc driver, clip-pipeline, Ray's GCS, raylet and train workers
+        p.wait()
+        for pid in _pids_mentioning(ray_tmp):  # anything of that Ray outside the session
+            subprocess.run(["kill", "-9", str(pid)], check=False)
+    assert p.pid in killed and not session_pids(p.pid)
+    assert "Running stage 'train'" in log.read_text()
+    ingest_mtimes = {f: f.stat().st_mtime_ns for f in (proj / "out" / "ingest").rglob("*") if f.is_file()}
+    assert ingest_mtimes
+    resume_at = CheckpointStore(str(proj / "out" / "train")).latest_good().step
+    assert 0 < resume_at < 24
+
+    again = subprocess.run(["dvc", "repro", "train"], cwd=proj, env=e, capture_output=True, text=True, timeout=900)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-4000:]
+    assert "Stage 'ingest' didn't change, skipping" in out and "Stage 'validate' didn't change, skipping" in out, out[-3000:]
+    assert "Running stage 'train'" in out
+    assert f"(step {resume_at})" in out  # "resumed from .../step-000000NN (step NN)"
+    rows = [json.loads(x) for x in (proj / "out" / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(2, 25, 2))  # history to the checkpoint kept, then continued
+    assert {r.get("resumed_from") for r in rows if r["step"] > resume_at} == {resume_at}
+    assert {f: f.stat().st_mtime_ns for f in ingest_mtimes} == ingest_mtimes  # ingest not redone
+    assert (proj / "out" / "train" / "model" / "model.safetensors").exists()
+    assert "Running stage" not in run(["dvc", "repro", "train"], proj).stdout  # and now it is recorded as done
+    for pid in _pids_mentioning(ray_tmp):
+        subprocess.run(["kill", "-9", str(pid)], check=False)
