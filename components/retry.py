@@ -28,7 +28,7 @@ class StorageFullError(StorageError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """`attempts` tries with exponential back-off `base_s * 2**i`, capped at `max_s` (env CLIP_IO_RETRIES overrides attempts)."""
+    """`attempts` tries with exponential back-off `base_s * 2**i`, capped at `max_s`."""
 
     attempts: int = 5
     base_s: float = 0.5
@@ -39,8 +39,10 @@ class RetryPolicy:
 
 
 def default_policy() -> RetryPolicy:
-    """The policy used when a caller passes none: 5 attempts over about 7.5 s, or CLIP_IO_RETRIES attempts."""
-    return RetryPolicy(attempts=max(1, int(os.environ.get("CLIP_IO_RETRIES", "5"))))
+    """The policy when a caller passes none: 5 attempts over about 7.5 s (env CLIP_IO_RETRIES, CLIP_IO_BACKOFF_S)."""
+    return RetryPolicy(
+        attempts=max(1, int(os.environ.get("CLIP_IO_RETRIES", "5"))), base_s=float(os.environ.get("CLIP_IO_BACKOFF_S", "0.5"))
+    )
 
 
 def is_full(e: BaseException) -> bool:
