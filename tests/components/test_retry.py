@@ -128,7 +128,7 @@ def test_checkpoint_store_rides_out_transient_storage_errors(tmp_path, flaky) ->
     assert all(v == 0 for v in flaky.fail.values()), flaky.fail  # every injected failure was hit and survived
 
     flaky.fail = {"get_file": 99}  # storage down for good: a clear error naming the file's URL
-    with pytest.raises(StorageError, match=rf"download checkpoint file flaky://.*ckpt-.*/checkpoints/step-00000010/"
+    with pytest.raises(StorageError, match=r"download checkpoint file flaky://.*ckpt-.*/checkpoints/step-00000010/"
                                            r"train_state.pt failed after 4 attempt"):  # fmt: skip
         store.download(info, tmp_path / "again")
 
