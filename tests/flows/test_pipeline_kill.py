@@ -2,6 +2,7 @@
 the last checkpoint and does not redo the finished stages; no Ray process of the killed run is left behind."""
 
 import json
+import shutil
 import subprocess
 import time
 import uuid
@@ -68,5 +69,5 @@ def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
     assert {f: f.stat().st_mtime_ns for f in ingest_mtimes} == ingest_mtimes  # ingest not redone
     assert (proj / "out" / "train" / "model" / "model.safetensors").exists()
     assert "Running stage" not in run(["dvc", "repro", "train"], proj).stdout  # and now it is recorded as done
-    for pid in _pids_mentioning(ray_tmp):
-        subprocess.run(["kill", "-9", str(pid)], check=False)
+    print(f"killed {len(killed)} processes; resumed from step {resume_at}")
+    shutil.rmtree(ray_tmp, ignore_errors=True)  # the killed Ray's session files
