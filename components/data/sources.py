@@ -61,9 +61,15 @@ def split_key(name: str) -> tuple[str, str]:
 
 
 def is_unsafe(name: str) -> bool:
-    """Absolute paths, drive letters and `..` components: never written anywhere, always quarantined."""
+    """Absolute paths, drive letters, `..` components, control characters and non-UTF-8 bytes: always quarantined.
+
+    Keys become member names of the output shards (and rows of the Parquet tables), so a name that
+    could escape a directory when someone extracts a shard, or that is not text, never gets that far.
+    """
     parts = re.split(r"[/\\]", name)
-    return name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name)) or ".." in parts
+    if name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name)) or ".." in parts:
+        return True
+    return bool(re.search(r"[\x00-\x1f\x7f\udc80-\udcff]", name))  # surrogates: undecodable bytes (surrogateescape)
 
 
 def iter_tar_samples(url: str) -> Iterator[RawSample]:
@@ -140,6 +146,9 @@ def _manifest_chunks(fs: object, path: str) -> Iterator[pd.DataFrame]:
 
 def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, caption: object) -> RawSample:
     s = RawSample(url, key)
+    if is_unsafe(key):  # the key names the output members: no `..`, absolute paths or control characters
+        s.reason, s.detail = "unsafe_path", f"manifest key {key!r}"
+        return s
     if not isinstance(image, str) or not image.strip():
         s.reason, s.detail = "missing_image", "empty image reference"
         return s

@@ -85,13 +85,17 @@ def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:
     if head[:2] == b"\x1f\x8b":
         f = gzip.GzipFile(fileobj=_Prepend(head, f))  # type: ignore[assignment]
         head = b""
-    offset, long_name, pax = 0, None, {}
+    offset, long_name, pax, last = 0, None, {}, ""
     hdr = head + _read_safe(f, BLOCK - len(head))
     while True:
         if isinstance(hdr, TarEntry):  # the stream itself failed (e.g. bad gzip)
             yield TarEntry(long_name or "", b"", offset, "truncated_tar", hdr.detail)
             return
-        if not hdr or hdr == ZERO:
+        if hdr == ZERO:
+            return
+        if not hdr:  # a writer that finished would have written the end-of-archive blocks: the last sample may be cut
+            detail = f"archive ends at byte {offset} without the end-of-archive marker (cut at a member boundary?)"
+            yield TarEntry(last, b"", offset, "truncated_tar", detail)
             return
         if len(hdr) < BLOCK:
             yield TarEntry("", b"", offset, "truncated_tar", f"archive ends inside a header at byte {offset}")
@@ -123,6 +127,7 @@ def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:
         elif kind == b"g" or kind == b"5":
             pass
         else:
+            last = name
             if kind in REGULAR:
                 yield TarEntry(name, data, start)
             else:

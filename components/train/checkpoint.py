@@ -11,6 +11,7 @@ Layout under `<storage>/checkpoints/`:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -87,11 +88,22 @@ class CheckpointStore:
         staging, final = self._dir(step, staging=True), self._dir(step)
         if self.fs.exists(final):
             self.fs.rm(final, recursive=True)
-        self.fs.mv(staging, final, recursive=True)
+        self._move_tree(staging, final)
         files = {posixpath.relpath(p, final): sha256_file(self.fs, p) for p in self._files(final)}
         manifest = {"step": step, "files": files, **meta}
         self.fs.pipe_file(posixpath.join(final, MANIFEST), json.dumps(manifest, indent=2).encode())
         return CheckpointInfo(self.url(step), step, manifest)
+
+    def _move_tree(self, src: str, dst: str) -> None:
+        """Rename a directory; object stores (no directories: s3fs's recursive mv trips over the prefix) go file by file."""
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        if {"file", "local", "memory"} & set(protocols):
+            self.fs.mv(src, dst, recursive=True)
+            return
+        for f in self.fs.find(src):
+            self.fs.mv(f, dst + f[len(src) :])
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(src, recursive=True)
 
     def _files(self, d: str) -> list[str]:
         return sorted(p for p in self.fs.find(d) if posixpath.basename(p) != MANIFEST)
@@ -145,7 +157,7 @@ class CheckpointStore:
         if not differs:
             return None
         dest = f"{self.root}.stale-{int(time.time())}"
-        self.fs.mv(self.root, dest, recursive=True)
+        self._move_tree(self.root, dest)
         log.warning(
             "checkpoints in %s were written with different %s; moved to %s, training starts fresh", self.root, differs, dest
         )
