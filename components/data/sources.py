@@ -15,7 +15,7 @@ from braceexpand import braceexpand
 from components.data.checks import IMAGE_EXTS, RawSample
 from components.data.config import IngestConfig
 from components.data.storage import url_to_fs
-from components.data.tarstream import iter_tar
+from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 MANIFEST_SUFFIXES = (".csv", ".parquet")
@@ -161,12 +161,15 @@ def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, c
         ifs, ipath = fs, image if image.startswith("/") else posixpath.normpath(posixpath.join(base, image))
     try:
         with ifs.open(ipath, "rb") as f:  # type: ignore[attr-defined]
-            data = f.read()
+            data = f.read(MAX_MEMBER_BYTES + 1)  # bounded: a huge file is never read whole
     except FileNotFoundError:
         s.reason, s.detail = "missing_image", f"not found: {image}"
         return s
     except Exception as e:
         s.reason, s.detail = "missing_image", f"cannot read {image}: {type(e).__name__}: {e}"
+        return s
+    if len(data) > MAX_MEMBER_BYTES:
+        s.reason, s.detail = "member_too_large", f"{image} is over {MAX_MEMBER_BYTES} bytes"
         return s
     ext = posixpath.splitext(ipath)[1].lstrip(".").lower() or "image"
     s.files = {ext if ext in IMAGE_EXTS else "image": data, "txt": str(caption).encode("utf-8", "surrogateescape")}

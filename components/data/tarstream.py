@@ -16,6 +16,7 @@ from typing import BinaryIO
 BLOCK = 512
 ZERO = bytes(BLOCK)
 REGULAR = (b"0", b"\0", b"7")
+MAX_MEMBER_BYTES = 256 * 2**20  # one image/caption member: anything larger is skipped unread (memory bound)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,16 @@ def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:
             continue
         start, size, kind = offset, _size(hdr), hdr[156:157]
         name = pax.get("path") or long_name or _name(hdr)
+        if size > MAX_MEMBER_BYTES:  # never held in memory: skipped in chunks, reported with its size
+            got = _skip(f, size + (-size % BLOCK))
+            if got < size:
+                yield TarEntry(name, b"", offset, "truncated_tar", f"member {name!r} needs {size} bytes, archive has {got}")
+                return
+            offset += BLOCK + size + (-size % BLOCK)
+            yield TarEntry(name, b"", start, "member_too_large", f"member {name!r} is {size} bytes > {MAX_MEMBER_BYTES}")
+            long_name, pax = None, {}
+            hdr = _read_safe(f, BLOCK)
+            continue
         data = _read_safe(f, size)
         if isinstance(data, TarEntry) or len(data) < size:
             got = 0 if isinstance(data, TarEntry) else len(data)
@@ -134,6 +145,17 @@ def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:
                 yield TarEntry(name, b"", start, "unsupported_member", f"member type {kind!r} (link/device) at byte {start}")
             long_name, pax = None, {}
         hdr = _read_safe(f, BLOCK)
+
+
+def _skip(f: BinaryIO, n: int) -> int:
+    """Read and drop `n` bytes in 1 MiB chunks; returns how many there were."""
+    got = 0
+    while got < n:
+        b = _read_safe(f, min(n - got, 2**20))
+        if isinstance(b, TarEntry) or not b:
+            break
+        got += len(b)
+    return got
 
 
 def _read_safe(f: BinaryIO, n: int) -> bytes | TarEntry:
