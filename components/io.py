@@ -1,4 +1,4 @@
-"""Shared output helpers for the stages: JSON-safe conversion and atomic writes (temp file, then rename)."""
+"""Shared output helpers for the stages: JSON-safe conversion and atomic writes (temp file + rename, or one upload)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def _atomic(path: Path, write: Any) -> Path:
+def _atomic(path: Path | str, write: Any) -> Path | str:
+    if "://" in str(path) and not str(path).startswith("file://"):
+        return _atomic_remote(str(path), write)
+    path = Path(str(path).removeprefix("file://"))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -40,16 +43,31 @@ def _atomic(path: Path, write: Any) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> Path:
+def _atomic_remote(url: str, write: Any) -> str:
+    """Object stores: build the file locally, then upload it in one PUT (an object appears whole or not at all)."""
+    import fsspec
+
+    fd, tmp = tempfile.mkstemp(prefix="clip-upload-", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        fs, path = fsspec.core.url_to_fs(url)
+        fs.put_file(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return url
+
+
+def write_atomic(path: Path | str, text: str) -> Path | str:
     """Atomically write a text file, so a crash never leaves a half file that looks whole."""
     return _atomic(path, lambda t: Path(t).write_text(text))
 
 
-def write_json(path: Path, obj: Any) -> Path:
+def write_json(path: Path | str, obj: Any) -> Path | str:
     """Atomically write JSON (NaN -> null)."""
     return write_atomic(path, json.dumps(json_safe(obj), indent=2))
 
 
-def write_parquet(path: Path, df: pd.DataFrame) -> Path:
+def write_parquet(path: Path | str, df: pd.DataFrame) -> Path | str:
     """Atomically write a Parquet table."""
     return _atomic(path, lambda t: df.to_parquet(t, index=False))

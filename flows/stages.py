@@ -7,8 +7,10 @@ a small summary (plus an optional gate verdict) for the flow to publish.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,35 +138,64 @@ def _metrics_csv(jsonl_url: str, csv_url: str) -> None:
 
 def run_evaluate(params: Params) -> StageOutput:
     """Zero-shot, retrieval, linear probe and robustness on every eval set, one encode pass each."""
-    from components.evaluate.suite import evaluate_model
-
     out = out_path(params, "evaluate")
-    r = evaluate_model(out_path(params, "train", "model"), eval_root(params), out, params.evaluate)
+    r = evaluate_at(out_path(params, "train", "model"), eval_root(params), out, params.evaluate)
     summary = {k: round(v, 4) for k, v in r.metrics.items() if k.endswith(("/acc1", "recall@1", "/lp_acc1"))}
     summary.update({"encoded_sets": r.encoded, "cached_sets": r.cached})
     return StageOutput(summary=summary, links={"results": f"{out}/results.html", "metrics": f"{out}/metrics.json"})
 
 
+def evaluate_at(model_dir: str, eval_dir: str, out: str, cfg: Any) -> Any:
+    """`evaluate_model` on any fsspec URLs: remote inputs are read from local copies, the output published whole."""
+    import dataclasses
+
+    from components.evaluate.suite import evaluate_model
+    from flows.staging import is_remote, local_input, local_output
+
+    cache = cfg.cache_dir
+    with contextlib.ExitStack() as stack:
+        model = stack.enter_context(local_input(model_dir))
+        evals = stack.enter_context(local_input(eval_dir))
+        local_out = stack.enter_context(local_output(out, keep=("cache",) if not cache else ()))
+        if is_remote(cache):  # an explicit remote cache: a working copy, written back after the run
+            cfg = dataclasses.replace(cfg, cache_dir=stack.enter_context(local_output(cache, keep=("",))))
+        return evaluate_model(model, evals, local_out, cfg)
+
+
 def run_bias(params: Params) -> StageOutput:
     """Bias probe (components/bias): flagged-label rates and accuracy per group, per label set; gate on thresholds."""
     from components.bias.probe import run_bias_probe
+    from flows.staging import is_remote, local_input, local_output
 
     out = out_path(params, "bias")
     cfg = params.bias
     dataset = cfg.dataset_dir or f"{eval_root(params)}/bias_probe"
     if not cfg.dataset_dir and not _exists(f"{dataset}/manifest.csv"):
         return StageOutput(summary={"skipped": f"no bias dataset at {dataset}; set bias.dataset_dir to probe your own"})
-    r = run_bias_probe(
-        out_path(params, "train", "model"),
-        dataset,
-        out,
-        cfg,
-        cache_dir=cfg.cache_dir or params.evaluate.cache_dir or out_path(params, "evaluate", "cache"),
-    )
+    cache = cfg.cache_dir or params.evaluate.cache_dir or out_path(params, "evaluate", "cache")
+    with contextlib.ExitStack() as stack:
+        model = stack.enter_context(local_input(out_path(params, "train", "model")))
+        data = stack.enter_context(local_input(dataset))
+        local_out = stack.enter_context(local_output(out))
+        if is_remote(cache):  # a read-only working copy: the evaluation's image features, so nothing is re-encoded
+            cache = stack.enter_context(_optional_input(cache))
+        r = run_bias_probe(model, data, local_out, cfg, cache_dir=cache)
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.summary.items() if "/" not in k or k.count("/") <= 1}
     summary["findings"] = " ".join(r.findings)
     links = {"bias report": f"{out}/bias.html", "bias json": f"{out}/bias.json", "summary": f"{out}/summary.json"}
     return StageOutput(summary=summary, links=links, gate=Gate(r.gate.passed, r.gate.reason))
+
+
+@contextlib.contextmanager
+def _optional_input(url: str) -> Iterator[str]:
+    """A local copy of `url`, or an empty temporary directory when it does not exist."""
+    import tempfile
+
+    from flows.staging import download
+
+    with tempfile.TemporaryDirectory(prefix="clip-cache-") as tmp:
+        download(url, tmp)
+        yield tmp
 
 
 def run_report(params: Params) -> StageOutput:

@@ -68,6 +68,11 @@ class ParquetRowWriter:
         self._file.close()
 
 
+def printable(text: str) -> str:
+    """Text safe for a Parquet string column: undecodable bytes (kept by surrogateescape) shown as \\xNN escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def iter_raw(targets: Sequence[tuple[str, str]], cfg: IngestConfig) -> Iterator[RawSample]:
     """All raw samples of all sources, in order."""
     for kind, url in targets:
@@ -96,7 +101,7 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
                     r = Bad(r.source, r.key, "duplicate_key", "key already ingested from an earlier sample")
                 if isinstance(r, Bad):
                     by_reason[r.reason] += 1
-                    quarantine.add(asdict(r))
+                    quarantine.add({k: printable(v) for k, v in asdict(r).items()})
                 else:
                     seen.add(r.key)
                     n_ok += 1

@@ -15,7 +15,7 @@ from braceexpand import braceexpand
 from components.data.checks import IMAGE_EXTS, RawSample
 from components.data.config import IngestConfig
 from components.data.storage import url_to_fs
-from components.data.tarstream import iter_tar
+from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 MANIFEST_SUFFIXES = (".csv", ".parquet")
@@ -61,9 +61,15 @@ def split_key(name: str) -> tuple[str, str]:
 
 
 def is_unsafe(name: str) -> bool:
-    """Absolute paths, drive letters and `..` components: never written anywhere, always quarantined."""
+    """Absolute paths, drive letters, `..` components, control characters and non-UTF-8 bytes: always quarantined.
+
+    Keys become member names of the output shards (and rows of the Parquet tables), so a name that
+    could escape a directory when someone extracts a shard, or that is not text, never gets that far.
+    """
     parts = re.split(r"[/\\]", name)
-    return name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name)) or ".." in parts
+    if name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name)) or ".." in parts:
+        return True
+    return bool(re.search(r"[\x00-\x1f\x7f\udc80-\udcff]", name))  # surrogates: undecodable bytes (surrogateescape)
 
 
 def iter_tar_samples(url: str) -> Iterator[RawSample]:
@@ -140,6 +146,9 @@ def _manifest_chunks(fs: object, path: str) -> Iterator[pd.DataFrame]:
 
 def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, caption: object) -> RawSample:
     s = RawSample(url, key)
+    if is_unsafe(key):  # the key names the output members: no `..`, absolute paths or control characters
+        s.reason, s.detail = "unsafe_path", f"manifest key {key!r}"
+        return s
     if not isinstance(image, str) or not image.strip():
         s.reason, s.detail = "missing_image", "empty image reference"
         return s
@@ -152,12 +161,15 @@ def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, c
         ifs, ipath = fs, image if image.startswith("/") else posixpath.normpath(posixpath.join(base, image))
     try:
         with ifs.open(ipath, "rb") as f:  # type: ignore[attr-defined]
-            data = f.read()
+            data = f.read(MAX_MEMBER_BYTES + 1)  # bounded: a huge file is never read whole
     except FileNotFoundError:
         s.reason, s.detail = "missing_image", f"not found: {image}"
         return s
     except Exception as e:
         s.reason, s.detail = "missing_image", f"cannot read {image}: {type(e).__name__}: {e}"
+        return s
+    if len(data) > MAX_MEMBER_BYTES:
+        s.reason, s.detail = "member_too_large", f"{image} is over {MAX_MEMBER_BYTES} bytes"
         return s
     ext = posixpath.splitext(ipath)[1].lstrip(".").lower() or "image"
     s.files = {ext if ext in IMAGE_EXTS else "image": data, "txt": str(caption).encode("utf-8", "surrogateescape")}

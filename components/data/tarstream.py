@@ -16,6 +16,7 @@ from typing import BinaryIO
 BLOCK = 512
 ZERO = bytes(BLOCK)
 REGULAR = (b"0", b"\0", b"7")
+MAX_MEMBER_BYTES = 256 * 2**20  # one image/caption member: anything larger is skipped unread (memory bound)
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,17 @@ def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:
     if head[:2] == b"\x1f\x8b":
         f = gzip.GzipFile(fileobj=_Prepend(head, f))  # type: ignore[assignment]
         head = b""
-    offset, long_name, pax = 0, None, {}
+    offset, long_name, pax, last = 0, None, {}, ""
     hdr = head + _read_safe(f, BLOCK - len(head))
     while True:
         if isinstance(hdr, TarEntry):  # the stream itself failed (e.g. bad gzip)
             yield TarEntry(long_name or "", b"", offset, "truncated_tar", hdr.detail)
             return
-        if not hdr or hdr == ZERO:
+        if hdr == ZERO:
+            return
+        if not hdr:  # a writer that finished would have written the end-of-archive blocks: the last sample may be cut
+            detail = f"archive ends at byte {offset} without the end-of-archive marker (cut at a member boundary?)"
+            yield TarEntry(last, b"", offset, "truncated_tar", detail)
             return
         if len(hdr) < BLOCK:
             yield TarEntry("", b"", offset, "truncated_tar", f"archive ends inside a header at byte {offset}")
@@ -109,6 +114,16 @@ def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:
             continue
         start, size, kind = offset, _size(hdr), hdr[156:157]
         name = pax.get("path") or long_name or _name(hdr)
+        if size > MAX_MEMBER_BYTES:  # never held in memory: skipped in chunks, reported with its size
+            got = _skip(f, size + (-size % BLOCK))
+            if got < size:
+                yield TarEntry(name, b"", offset, "truncated_tar", f"member {name!r} needs {size} bytes, archive has {got}")
+                return
+            offset += BLOCK + size + (-size % BLOCK)
+            yield TarEntry(name, b"", start, "member_too_large", f"member {name!r} is {size} bytes > {MAX_MEMBER_BYTES}")
+            long_name, pax = None, {}
+            hdr = _read_safe(f, BLOCK)
+            continue
         data = _read_safe(f, size)
         if isinstance(data, TarEntry) or len(data) < size:
             got = 0 if isinstance(data, TarEntry) else len(data)
@@ -123,12 +138,24 @@ def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:
         elif kind == b"g" or kind == b"5":
             pass
         else:
+            last = name
             if kind in REGULAR:
                 yield TarEntry(name, data, start)
             else:
                 yield TarEntry(name, b"", start, "unsupported_member", f"member type {kind!r} (link/device) at byte {start}")
             long_name, pax = None, {}
         hdr = _read_safe(f, BLOCK)
+
+
+def _skip(f: BinaryIO, n: int) -> int:
+    """Read and drop `n` bytes in 1 MiB chunks; returns how many there were."""
+    got = 0
+    while got < n:
+        b = _read_safe(f, min(n - got, 2**20))
+        if isinstance(b, TarEntry) or not b:
+            break
+        got += len(b)
+    return got
 
 
 def _read_safe(f: BinaryIO, n: int) -> bytes | TarEntry:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import html
+import io
 import json
-import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import fsspec
 
 from components.io import write_atomic
 
@@ -32,8 +35,37 @@ class ReportResult:
     sections: list[str]
 
 
-def _load_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.exists() else None
+class _Root:
+    """Files under the output root, on any fsspec URL (local path, s3://, memory://)."""
+
+    def __init__(self, url: str | Path) -> None:
+        self.url = str(url).rstrip("/")
+        self.fs, self.path = fsspec.core.url_to_fs(self.url)
+
+    def __truediv__(self, rel: str) -> str:
+        return f"{self.url}/{rel}"
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.exists(f"{self.path}/{rel}")
+
+    def text(self, rel: str) -> str | None:
+        return self.fs.cat_file(f"{self.path}/{rel}").decode() if self.exists(rel) else None
+
+    def json(self, rel: str) -> Any:
+        text = self.text(rel)
+        return json.loads(text) if text is not None else None
+
+    def glob(self, rel: str) -> list[str]:
+        """URLs (or local paths) matching `rel`, sorted."""
+        found = sorted(self.fs.glob(f"{self.path}/{rel}"))
+        return [self.url + p[len(self.path) :] for p in found]
+
+
+def _load_json(url: str | Path | None) -> Any:
+    if not url:
+        return None
+    fs, path = fsspec.core.url_to_fs(str(url))
+    return json.loads(fs.cat_file(path)) if fs.exists(path) else None
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -51,9 +83,10 @@ def _kv_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"key": k, "value": v} for k, v in _flatten(d).items()]
 
 
-def plot_training_curve(metrics_jsonl: Path, png: Path, window: int) -> bool:
-    """Loss (raw and smoothed) and learning rate against step; False when there is nothing to plot."""
-    rows = [json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line.strip()]
+def plot_training_curve(metrics_jsonl: str, png: str, window: int) -> bool:
+    """Loss (raw and smoothed) and learning rate against step (both any fsspec URL); False when there is nothing to plot."""
+    with fsspec.open(str(metrics_jsonl), "r") as f:
+        rows = [json.loads(line) for line in f.read().splitlines() if line.strip()]
     rows = [r for r in rows if "loss" in r and "step" in r]
     if not rows:
         return False
@@ -76,14 +109,17 @@ def plot_training_curve(metrics_jsonl: Path, png: Path, window: int) -> bool:
         ax[1].plot(steps, [r["lr"] for r in rows])
         ax[1].set(xlabel="step", ylabel="learning rate", title="schedule")
     fig.tight_layout()
-    fig.savefig(png, dpi=90)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
+    with fsspec.open(str(png), "wb") as f:
+        f.write(buf.getvalue())
     return True
 
 
-def _model_card(out: Path, evaluation: dict[str, Any] | None, registry: dict[str, Any] | None) -> str:
-    model_json = _load_json(out / "train" / "model" / "model.json") or {}
-    run_info = _load_json(out / "train" / "model" / "run_info.json") or {}
+def _model_card(out: _Root, evaluation: dict[str, Any] | None, registry: dict[str, Any] | None) -> str:
+    model_json = out.json("train/model/model.json") or {}
+    run_info = out.json("train/model/run_info.json") or {}
     lines = [
         "# Model card",
         "",
@@ -114,60 +150,59 @@ def _model_card(out: Path, evaluation: dict[str, Any] | None, registry: dict[str
 
 
 def build_report(out_root: str | Path, cfg: ReportConfig, registry_path: str | Path | None = None) -> ReportResult:
-    """Read what the stages wrote under `out_root` and write `out_root/report/`."""
-    out = Path(out_root)
+    """Read what the stages wrote under `out_root` (a path or any fsspec URL) and write `out_root/report/`."""
+    out = _Root(out_root)
     dest = out / "report"
-    dest.mkdir(parents=True, exist_ok=True)
+    out.fs.makedirs(f"{out.path}/report", exist_ok=True)
     sections: list[Section] = []
     numbers: dict[str, Any] = {}
 
-    ingest = _load_json(out / "ingest" / "summary.json")
+    def rel(target: str) -> str:  # a link from report/ to another output (works the same on disk and in a bucket)
+        return posixpath.relpath(target, "report")
+
+    ingest = out.json("ingest/summary.json")
     if ingest is not None:
         numbers["ingest"] = ingest
         sections.append(Section("Data ingestion", tables=[("summary", _kv_rows(ingest))]))
-    validate = _load_json(out / "validate" / "result.json")
+    validate = out.json("validate/result.json")
     if validate is not None:
         numbers["validate"] = validate
         ok = validate.get("passed")
         verdict = "<span class='pass'>passed</span>" if ok else "<span class='fail'>failed</span>"
         rows = validate.get("expectations") if isinstance(validate.get("expectations"), list) else _kv_rows(validate)
-        links = [("Data Docs", os.path.relpath(p, dest))] if (p := out / "validate" / "report.html").exists() else []
+        links = [("Data Docs", rel("validate/report.html"))] if out.exists("validate/report.html") else []
         sections.append(Section("Validation", text=[f"Validation {verdict}."], tables=[("expectations", rows)], links=links))
     for name, title in [("audit", "Dedup and overlap audit")]:
-        data = _load_json(out / name / "summary.json")
+        data = out.json(f"{name}/summary.json")
         if data is not None:
             numbers[name] = data
             sections.append(Section(title, tables=[("summary", _kv_rows(data))]))
 
-    metrics_jsonl = out / "train" / "metrics.jsonl"
-    if metrics_jsonl.exists():
-        png = dest / "training_curve.png"
-        rows = [json.loads(x) for x in metrics_jsonl.read_text().splitlines() if x.strip()]
+    metrics = out.text("train/metrics.jsonl")
+    if metrics is not None:
+        png = out / "report/training_curve.png"
+        rows = [json.loads(x) for x in metrics.splitlines() if x.strip()]
         last = rows[-1] if rows else {}
         numbers["train"] = {"last": last, "logged_points": len(rows)}
-        imgs = [png] if plot_training_curve(metrics_jsonl, png, cfg.curve_smoothing) else []
+        imgs = [png] if plot_training_curve(out / "train/metrics.jsonl", png, cfg.curve_smoothing) else []
         sections.append(Section("Training", tables=[("last logged step", _kv_rows(last))], images=imgs))
 
-    evaluation = _load_json(out / "evaluate" / "metrics.json")
+    evaluation = out.json("evaluate/metrics.json")
     if evaluation is not None:
         numbers["evaluate"] = evaluation
-        imgs = sorted((out / "evaluate").glob("**/*.png"))
+        imgs = out.glob("evaluate/**/*.png")
         sections.append(Section("Evaluation", tables=[("metrics", _kv_rows(evaluation))], images=imgs))
 
-    bias = _load_json(out / "bias" / "summary.json")
+    bias = out.json("bias/summary.json")
     if bias is not None:
         numbers["bias"] = bias
-        imgs = sorted((out / "bias").glob("**/*.png"))
-        findings = out / "bias" / "findings.txt"
-        text = [html.escape(line) for line in findings.read_text().splitlines() if line.strip()] if findings.exists() else []
-        links = (
-            [("full bias report", os.path.relpath(out / "bias" / "bias.html", dest))]
-            if (out / "bias" / "bias.html").exists()
-            else []
-        )
+        imgs = out.glob("bias/**/*.png")
+        findings = out.text("bias/findings.txt") or ""
+        text = [html.escape(line) for line in findings.splitlines() if line.strip()]
+        links = [("full bias report", rel("bias/bias.html"))] if out.exists("bias/bias.html") else []
         sections.append(Section("Bias probes", text=text, tables=[("summary", _kv_rows(bias))], images=imgs, links=links))
 
-    registry = _load_json(Path(registry_path)) if registry_path and Path(registry_path).exists() else None
+    registry = _load_json(registry_path)
     if registry:
         numbers["registry"] = registry
         entries = [{k: e[k] for k in ("version", "promoted", "reason", "data_version", "time")} for e in registry["entries"]]
@@ -175,7 +210,7 @@ def build_report(out_root: str | Path, cfg: ReportConfig, registry_path: str | P
 
     card = _model_card(out, evaluation, registry)
     sections.append(Section("Model card", text=[f"<pre>{html.escape(card)}</pre>"]))
-    paths = {"html": dest / "report.html", "json": dest / "report.json", "card": dest / "MODEL_CARD.md"}
+    paths = {"html": f"{dest}/report.html", "json": f"{dest}/report.json", "card": f"{dest}/MODEL_CARD.md"}
     write_atomic(paths["html"], render_page(cfg.title, sections))
     write_atomic(paths["json"], json.dumps(numbers, indent=2, default=str))
     write_atomic(paths["card"], card)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fsspec
+
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;padding:0 1em}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #ccc}
@@ -25,7 +27,7 @@ class Section:
     title: str
     text: list[str] = field(default_factory=list)
     tables: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
-    images: list[Path] = field(default_factory=list)
+    images: list[Path | str] = field(default_factory=list)  # PNG paths or URLs
     links: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -62,8 +64,9 @@ def render_page(title: str, sections: list[Section]) -> str:
         for caption, rows in s.tables:
             parts.append(f"<h3>{html.escape(caption)}</h3>{render_table(rows)}")
         for img in s.images:
-            data = base64.b64encode(Path(img).read_bytes()).decode()
-            parts.append(f"<img alt='{html.escape(Path(img).name)}' src='data:image/png;base64,{data}'>")
+            with fsspec.open(str(img), "rb") as f:  # a local path or a URL
+                data = base64.b64encode(f.read()).decode()
+            parts.append(f"<img alt='{html.escape(str(img).rsplit('/', 1)[-1])}' src='data:image/png;base64,{data}'>")
         if s.links:
             parts.append(
                 "<ul>" + "".join(f"<li><a href='{html.escape(u)}'>{html.escape(n)}</a></li>" for n, u in s.links) + "</ul>"

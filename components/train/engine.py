@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +171,36 @@ class DeepSpeedEngine:
         self.engine.save_checkpoint(str(local_dir), tag="ds")  # collective: every rank writes its partition
 
     def state_from(self, local_dir: Path) -> None:
-        path, _ = self.engine.load_checkpoint(str(local_dir), tag="ds")
+        with weights_only_torch_load():  # DeepSpeed's loader passes weights_only=False: a checkpoint could run code
+            path, _ = self.engine.load_checkpoint(str(local_dir), tag="ds")
         if path is None:
             raise RuntimeError(f"{local_dir}: DeepSpeed found no checkpoint under tag 'ds'")
+
+
+@contextlib.contextmanager
+def weights_only_torch_load() -> Iterator[None]:
+    """Within the block every `torch.load` runs with weights_only=True (tensors, containers, primitives only).
+
+    DeepSpeed's TorchCheckpointEngine calls `torch.load(..., weights_only=False)`; whoever can write
+    to the checkpoint storage could then run code in every training worker on resume. Its ZeRO
+    checkpoints hold only tensors, dicts and the few allow-listed classes below, so they load this way.
+    """
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    original = torch.load
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    torch.load = load
+    try:  # the plain data classes DeepSpeed pickles (listed from its checkpoints), nothing that runs code
+        with torch.serialization.safe_globals([LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]):
+            yield
+    finally:
+        torch.load = original
 
 
 def promote_scalar_params(model: nn.Module) -> set[str]:

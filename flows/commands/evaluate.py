@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,15 +15,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from components.evaluate.suite import evaluate_model
     from flows.params import load_params
+    from flows.stages import eval_root, evaluate_at, out_path
 
     params = load_params(args.params, args.overrides)
-    out_root = Path(params.pipeline.out_root)
-    result = evaluate_model(
-        args.model or out_root / "train" / "model",
-        args.eval_root or Path(params.data.raw_root) / "eval",
-        args.out or out_root / "evaluate",
+    result = evaluate_at(  # paths or URLs (s3://...): remote ones go through local working copies
+        args.model or out_path(params, "train", "model"),
+        args.eval_root or eval_root(params),
+        args.out or out_path(params, "evaluate"),
         params.evaluate,
     )
     print(result.table_markdown)
