@@ -2,7 +2,8 @@
 
 Run from the project root after `data synth` and `data ingest`:
     python benchmarks/dedup_truth.py --out out
-Prints recall and pair precision for pHash-only, descriptor-only and the default combination.
+Prints recall and pair precision for pHash-only, descriptor-only, the unverified candidates and the
+default (candidates confirmed by the aligned pixel check, `audit.verify`).
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
 
+from components.audit.config import AuditConfig
 from components.audit.hashing import hashes_to_bits
 from components.audit.overlap import find_overlap, load_eval_images
-from components.audit.shards import shard_descriptors
+from components.audit.shards import shard_features
 
-# (label, Hamming threshold or None for "no pHash matches", descriptor cosine or None)
+D = AuditConfig()
+# (label, Hamming threshold or None for "no pHash matches", descriptor cosine or None, verify)
 METHODS = [
-    ("pHash <= 0", 0, None),
-    ("pHash <= 4 (default Hamming)", 4, None),
-    ("default: pHash <= 4 OR cosine >= 0.8", 4, 0.8),
-    ("cosine >= 0.95 only", None, 0.95),
-    ("cosine >= 0.99 only", None, 0.99),
-    ("cosine >= 0.999 only", None, 0.999),
+    ("pHash <= 0", 0, None, False),
+    (f"pHash <= {D.hamming_threshold}", D.hamming_threshold, None, False),
+    ("cosine >= 0.99 only", None, 0.99, False),
+    (
+        f"candidates: pHash <= {D.hamming_threshold} OR cosine >= {D.embedding_threshold}",
+        D.hamming_threshold,
+        D.embedding_threshold,
+        False,
+    ),
+    (f"default: candidates verified (residual <= {D.verify_threshold})", D.hamming_threshold, D.embedding_threshold, True),
 ]
 
 
@@ -39,15 +46,18 @@ def main() -> None:
     keys = meta["key"].astype(str).tolist()
     bits = hashes_to_bits(meta["phash"])
     never = np.full_like(bits, 255)  # all-ones codes: no eval pHash matches them, for descriptor-only rows
-    vecs = shard_descriptors(f"{out}/ingest/shards", meta)
+    vecs, thumbs = shard_features(f"{out}/ingest/shards", meta)
     truth = pd.read_csv(f"{out}/raw/planted_duplicates.csv", dtype=str)
     evals = {d: load_eval_images(f"{out}/raw/eval/{d}") for d in sorted(truth["eval_dataset"].unique())}
-    for label, t, cos in METHODS:
+    for label, t, cos, verify in METHODS:
         tp = other = flagged = flagged_planted = 0
         for name, ev in evals.items():
             g = truth[truth["eval_dataset"] == name]
             planted = dict(zip(g["eval_image"], g["train_key"]))
-            found = find_overlap(keys, bits if t is not None else never, ev, t or 0, vecs if cos else None, cos or 0.0)
+            found = find_overlap(
+                keys, bits if t is not None else never, ev, t or 0, vecs if cos else None, cos or 0.0, D.knn,
+                thumbs if verify else None, D.verify_threshold,
+            )  # fmt: skip
             for i, matches in found.items():
                 ks = {k for k, _ in matches}
                 ref = ev.refs[i]

@@ -230,7 +230,7 @@ def run_audit(params: Params, steps: tuple[str, ...] = ("dedup", "overlap")) -> 
 
     from components.audit.dedup import dedup, save_dedup
     from components.audit.overlap import gate, load_eval_images, run_overlap
-    from components.audit.shards import load_shard_images, shard_descriptors
+    from components.audit.shards import load_shard_images, shard_features
     from components.io import write_json
 
     cfg = params.audit
@@ -238,12 +238,12 @@ def run_audit(params: Params, steps: tuple[str, ...] = ("dedup", "overlap")) -> 
     with fsspec.open(out_path(params, "ingest", "metadata.parquet"), "rb") as f:
         meta = pd.read_parquet(f)
     shards = out_path(params, "ingest", "shards")
-    descriptors = shard_descriptors(shards, meta) if cfg.use_embeddings else None
+    descriptors, thumbs = shard_features(shards, meta) if (cfg.use_embeddings or cfg.verify) else (None, None)
     summary: dict[str, Any] = {}
     links: dict[str, str] = {}
     dup_rate = None
     if "dedup" in steps:
-        d = dedup(meta, cfg, descriptors)
+        d = dedup(meta, cfg, descriptors, thumbs)
         s = save_dedup(d, out, cfg)
         dup_rate = d.duplicate_rate
         summary.update({f"dedup/{k}": v for k, v in s.items() if isinstance(v, (int, float, str)) and k != "exclude_keys_file"})
@@ -268,6 +268,7 @@ def run_audit(params: Params, steps: tuple[str, ...] = ("dedup", "overlap")) -> 
             out,
             lambda keys: load_shard_images(shards, meta, keys),
             descriptors,
+            thumbs,
         )
         rows = doc["_rows"]
         summary.update({f"overlap/{k}": v for k, v in doc["summary"].items() if k != "line"})

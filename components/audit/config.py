@@ -14,14 +14,18 @@ class AuditConfig:
     Attributes:
         dedup_policy: "report" (only report), "keep_one" (exclude all but the first key of each
             near-duplicate cluster) or "drop" (exclude every member of a cluster).
-        hamming_threshold: a pair is a near-duplicate when the Hamming distance of the 64-bit
-            perceptual hashes is <= this (dedup of the training set, and the overlap default).
-        overlap_thresholds: per eval dataset Hamming threshold, overriding `hamming_threshold`.
-        use_embeddings: also count pairs whose image descriptors (blurred 8x8 colour thumbnails, FAISS
-            k-NN) have cosine >= `embedding_threshold`; catches crops that move the pHash by 6-18 bits.
-            Costs decoding the training images once.
+        hamming_threshold: a pair is a candidate when the Hamming distance of the 64-bit perceptual
+            hashes is <= this.
+        use_embeddings: also take as candidates the pairs whose image descriptors (blurred 8x8 colour
+            thumbnails, FAISS k-NN) have cosine >= `embedding_threshold`; catches crops that move the
+            pHash by 6-18 bits. Costs decoding the training images once.
         embedding_threshold: cosine threshold of the descriptor match.
         knn: neighbours searched per image in the descriptor index.
+        verify: confirm each candidate pair with the aligned pixel comparison (`verify.AlignedVerifier`);
+            false counts every candidate as a duplicate (the searches alone: fast, many look-alikes).
+        verify_threshold: a verified pair is a duplicate when its aligned residual is <= this.
+        overlap_thresholds: per eval dataset override of `verify_threshold` (or, with `verify: false`,
+            of `hamming_threshold`); set it by inspecting OUT/audit/overlap.html.
         alpha: family-wise significance level; Bonferroni divides it by the datasets audited.
         confidence: two-sided confidence of the Clopper-Pearson interval on Overlap accuracy (paper: 99.5%).
         max_overlap_rate: gate: fail when any dataset's overlap rate is above this (1.0 = never).
@@ -33,10 +37,12 @@ class AuditConfig:
 
     dedup_policy: Literal["drop", "keep_one", "report"] = "report"
     hamming_threshold: int = 4
-    overlap_thresholds: Mapping[str, int] = field(default_factory=dict)
     use_embeddings: bool = True
     embedding_threshold: float = 0.8
     knn: int = 10
+    verify: bool = True
+    verify_threshold: float = 0.125
+    overlap_thresholds: Mapping[str, float] = field(default_factory=dict)
     alpha: float = 0.05
     confidence: float = 0.995
     max_overlap_rate: float = 1.0
@@ -46,10 +52,16 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         # the params loader hands mappings over as read-only proxies; keep a plain dict so asdict()/JSON work
-        object.__setattr__(self, "overlap_thresholds", {str(k): int(v) for k, v in dict(self.overlap_thresholds).items()})
-        for name, t in {"hamming_threshold": self.hamming_threshold, **dict(self.overlap_thresholds)}.items():
-            if not 0 <= int(t) <= 32:
-                raise ValueError(f"{name}: Hamming threshold {t} out of range 0..32 (64-bit hashes)")
+        object.__setattr__(self, "overlap_thresholds", {str(k): float(v) for k, v in dict(self.overlap_thresholds).items()})
+        if not 0 <= int(self.hamming_threshold) <= 32:
+            raise ValueError(f"hamming_threshold: {self.hamming_threshold} out of range 0..32 (64-bit hashes)")
+        if not 0 < self.verify_threshold <= 10:
+            raise ValueError(f"verify_threshold={self.verify_threshold}: an aligned residual, must be in (0, 10]")
+        for name, t in self.overlap_thresholds.items():
+            ok = 0 < t <= 10 if self.verify else (t == int(t) and 0 <= t <= 32)
+            if not ok:
+                want = "a residual in (0, 10]" if self.verify else "a Hamming distance 0..32"
+                raise ValueError(f"overlap_thresholds.{name}: {t} must be {want}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha={self.alpha}: must be in (0, 1)")
         if not 0 < self.confidence < 1:
@@ -59,6 +71,7 @@ class AuditConfig:
         if not -1 <= self.embedding_threshold <= 1:
             raise ValueError(f"embedding_threshold={self.embedding_threshold}: a cosine, must be in [-1, 1]")
 
-    def threshold_for(self, dataset: str) -> int:
-        """The Hamming threshold used for eval dataset `dataset`."""
-        return int(self.overlap_thresholds.get(dataset, self.hamming_threshold))
+    def threshold_for(self, dataset: str) -> float:
+        """The deciding threshold for eval dataset `dataset`: aligned residual (verify) or Hamming distance."""
+        default = self.verify_threshold if self.verify else self.hamming_threshold
+        return float(self.overlap_thresholds.get(dataset, default))

@@ -1,4 +1,4 @@
-"""Training-set dedup: exact (sha256) and near (pHash Hamming via FAISS) duplicate clusters, duplicate captions."""
+"""Training-set dedup: exact (sha256) and near duplicate clusters (FAISS candidates, aligned pixel check), duplicate captions."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from components.io import write_atomic, write_json, write_parquet
 
 from .config import AuditConfig
 from .hashing import build_index, build_vector_index, clusters, hamming, hashes_to_bits, range_pairs, vector_pairs
+from .verify import AlignedVerifier
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class DedupResult:
     n_in_clusters: int
     exclude_keys: list[str]
     caption_groups: list[list[str]]  # keys sharing one normalised caption (groups of >= 2)
-    pairs: pd.DataFrame  # key_a, key_b, hamming, kind ("exact" | "near")
+    pairs: pd.DataFrame  # key_a, key_b, hamming, residual (aligned pixel check; NaN if not run), kind ("exact" | "near")
     cluster_table: pd.DataFrame  # key, cluster (first key of the cluster), size
     seconds: float
     summary: dict = field(default_factory=dict)
@@ -58,10 +59,13 @@ def find_near_pairs(
     return pairs[:, 0], pairs[:, 1], hamming(bits[pairs[:, 0]], bits[pairs[:, 1]])
 
 
-def dedup(meta: pd.DataFrame, cfg: AuditConfig, descriptors: np.ndarray | None = None) -> DedupResult:
+def dedup(
+    meta: pd.DataFrame, cfg: AuditConfig, descriptors: np.ndarray | None = None, thumbs: np.ndarray | None = None
+) -> DedupResult:
     """Cluster exact and near duplicates of a metadata table (columns key, caption, sha256, phash).
 
-    `descriptors` (N, D), rows in `meta` order, are used when `cfg.use_embeddings` (see hashing.descriptor).
+    `descriptors` (N, D) are used when `cfg.use_embeddings` (see hashing.descriptor), `thumbs`
+    (N, T, T, 3) uint8 when `cfg.verify` (see verify.thumbnail); rows in `meta` order.
     """
     t0 = time.perf_counter()
     meta = meta.reset_index(drop=True)
@@ -82,11 +86,20 @@ def dedup(meta: pd.DataFrame, cfg: AuditConfig, descriptors: np.ndarray | None =
     exact_set = set(zip(ex_i.tolist(), ex_j.tolist()))
     near_mask = np.array([(a, b) not in exact_set for a, b in zip(ni.tolist(), nj.tolist())], dtype=bool)
     ni, nj, nd = ni[near_mask], nj[near_mask], nd[near_mask]
+    n_candidates = len(ni)
+    res = np.full(len(ni), np.nan, np.float32)
+    if cfg.verify:
+        if thumbs is None or len(thumbs) != n:
+            raise ValueError("audit.verify is true but no thumbnails (one per metadata row) were passed")
+        res = AlignedVerifier().residual(thumbs[ni], thumbs[nj], both_ways=True)  # either image may be the crop
+        keep = res <= cfg.verify_threshold
+        ni, nj, nd, res = ni[keep], nj[keep], nd[keep], res[keep]
     pairs = pd.DataFrame(
         {
             "key_a": [keys[i] for i in np.concatenate([ex_i, ni])],
             "key_b": [keys[j] for j in np.concatenate([ex_j, nj])],
             "hamming": np.concatenate([np.zeros(len(ex_i), np.int64), nd]),
+            "residual": np.concatenate([np.zeros(len(ex_i), np.float32), res]),
             "kind": ["exact"] * len(ex_i) + ["near"] * len(ni),
         }
     )
@@ -114,6 +127,7 @@ def dedup(meta: pd.DataFrame, cfg: AuditConfig, descriptors: np.ndarray | None =
         pairs=pairs,
         cluster_table=table,
         seconds=time.perf_counter() - t0,
+        summary={"near_candidates": n_candidates},
     )
 
 
@@ -125,6 +139,9 @@ def save_dedup(r: DedupResult, out_dir: str | Path, cfg: AuditConfig) -> dict:
         "policy": cfg.dedup_policy,
         "hamming_threshold": cfg.hamming_threshold,
         "use_embeddings": cfg.use_embeddings,
+        "verify": cfg.verify,
+        "verify_threshold": cfg.verify_threshold,
+        "near_candidates": r.summary.get("near_candidates"),
         "exact_pairs": r.n_exact_pairs,
         "near_pairs": r.n_near_pairs,
         "clusters": r.n_clusters,

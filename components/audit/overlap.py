@@ -32,6 +32,7 @@ from .hashing import (
     vector_pairs,
 )
 from .stats import SplitStats, bonferroni, split_stats
+from .verify import AlignedVerifier, thumbnail
 
 ImageLoader = Callable[[Sequence[str]], dict[str, Image.Image]]  # train keys -> images
 
@@ -51,13 +52,14 @@ class DatasetOverlap:
     """One table row: overlap and the statistics of the split."""
 
     dataset: str
-    threshold: int
+    threshold: float  # aligned residual (verify) or Hamming distance
     overlap_rate: float
     stats: SplitStats
     significant: bool | None
     shifted: bool | None
     overlap_rows: list[int]
     matches: dict[int, list[str]]  # eval row -> matching train keys
+    closest: list[tuple[int, str, float, bool]]  # (eval row, train key, score, counted) for the review page
 
 
 def load_eval_images(eval_dir: str, predictions_csv: str | None = None) -> EvalImages:
@@ -83,6 +85,35 @@ def load_eval_images(eval_dir: str, predictions_csv: str | None = None) -> EvalI
     return EvalImages(name, images, man["image"].astype(str).tolist(), correct)
 
 
+def overlap_candidates(
+    train_bits: np.ndarray,
+    ev: EvalImages,
+    hamming_threshold: int,
+    train_vecs: np.ndarray | None = None,
+    min_cos: float = 0.8,
+    k: int = 10,
+    train_thumbs: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Candidate (eval row, train index) pairs: pHash within the threshold, or descriptor cosine >= `min_cos` among k-NN.
+
+    Columns row, train, hamming, residual (aligned pixel check of the pair; NaN without `train_thumbs`).
+    """
+    q = hashes_to_bits(image_phash(img) for img in ev.images)
+    qi, tj, _ = range_pairs(build_index(train_bits, hamming_threshold), q, hamming_threshold)
+    if train_vecs is not None:
+        ev_vecs = np.stack([descriptor(img) for img in ev.images]) if ev.images else np.zeros((0, train_vecs.shape[1]))
+        vi, vj, _ = vector_pairs(build_vector_index(train_vecs), ev_vecs, k, min_cos)
+        qi, tj = np.concatenate([qi, vi]), np.concatenate([tj, vj])
+    pairs = np.unique(np.stack([qi, tj], axis=1), axis=0) if len(qi) else np.zeros((0, 2), np.int64)
+    res = np.full(len(pairs), np.nan, np.float32)
+    if train_thumbs is not None and len(pairs):
+        ev_thumbs = np.stack([thumbnail(img) for img in ev.images])
+        res = AlignedVerifier().residual(ev_thumbs[pairs[:, 0]], train_thumbs[pairs[:, 1]])  # eval image = the copy
+    return pd.DataFrame(
+        {"row": pairs[:, 0], "train": pairs[:, 1], "hamming": hamming(q[pairs[:, 0]], train_bits[pairs[:, 1]]), "residual": res}
+    )
+
+
 def find_overlap(
     train_keys: Sequence[str],
     train_bits: np.ndarray,
@@ -91,31 +122,55 @@ def find_overlap(
     train_vecs: np.ndarray | None = None,
     min_cos: float = 0.8,
     k: int = 10,
+    train_thumbs: np.ndarray | None = None,
+    verify_threshold: float = 0.125,
 ) -> dict[int, list[tuple[str, int]]]:
-    """Eval row -> [(train key, Hamming)]: pHash within `threshold`, or (with `train_vecs`) descriptor cosine >= `min_cos`."""
-    q = hashes_to_bits(image_phash(img) for img in ev.images)
-    qi, tj, _ = range_pairs(build_index(train_bits, threshold), q, threshold)
-    if train_vecs is not None:
-        ev_vecs = np.stack([descriptor(img) for img in ev.images]) if ev.images else np.zeros((0, train_vecs.shape[1]))
-        vi, vj, _ = vector_pairs(build_vector_index(train_vecs), ev_vecs, k, min_cos)
-        qi, tj = np.concatenate([qi, vi]), np.concatenate([tj, vj])
-    pairs = np.unique(np.stack([qi, tj], axis=1), axis=0) if len(qi) else np.zeros((0, 2), np.int64)
-    dist = hamming(q[pairs[:, 0]], train_bits[pairs[:, 1]])
+    """Eval row -> [(train key, Hamming)] of its duplicates: the candidates, verified when `train_thumbs` are given."""
+    c = overlap_candidates(train_bits, ev, threshold, train_vecs, min_cos, k, train_thumbs)
+    if train_thumbs is not None:
+        c = c[c["residual"] <= verify_threshold]
     out: dict[int, list[tuple[str, int]]] = {}
-    for i, j, d in zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), dist.tolist()):
+    for i, j, d in zip(c["row"].tolist(), c["train"].tolist(), c["hamming"].tolist()):
         out.setdefault(i, []).append((train_keys[j], d))
     return {i: sorted(v, key=lambda t: t[1]) for i, v in sorted(out.items())}
 
 
+def _review_pairs(c: pd.DataFrame, keys: Sequence[str], threshold: float, n: int) -> list[tuple[int, str, float, bool]]:
+    """The pairs nearest the threshold on both sides (each eval row's best candidate): what a person checks."""
+    if c.empty or n <= 0:
+        return []
+    best = c.sort_values("residual", kind="stable").drop_duplicates("row")
+    hit, miss = best[best["residual"] <= threshold], best[best["residual"] > threshold]
+    n_miss = min(len(miss), max(n // 3, n - len(hit)))
+    shown = pd.concat([hit.tail(n - n_miss), miss.head(n_miss)])
+    rows = zip(shown["row"], shown["train"], shown["residual"])
+    return [(int(r), keys[int(j)], float(s), bool(s <= threshold)) for r, j, s in rows]
+
+
 def audit_dataset(
-    train_keys: Sequence[str], train_bits: np.ndarray, ev: EvalImages, cfg: AuditConfig, train_vecs: np.ndarray | None = None
+    train_keys: Sequence[str],
+    train_bits: np.ndarray,
+    ev: EvalImages,
+    cfg: AuditConfig,
+    train_vecs: np.ndarray | None = None,
+    train_thumbs: np.ndarray | None = None,
 ) -> DatasetOverlap:
     """Overlap of one eval dataset with the training set, and the split statistics (no Bonferroni yet)."""
     t = cfg.threshold_for(ev.name)
     vecs = train_vecs if cfg.use_embeddings else None
     if cfg.use_embeddings and train_vecs is None:
         raise ValueError("audit.use_embeddings is true but no training image descriptors were passed")
-    found = find_overlap(train_keys, train_bits, ev, t, vecs, cfg.embedding_threshold, cfg.knn)
+    if cfg.verify and train_thumbs is None:
+        raise ValueError("audit.verify is true but no training thumbnails were passed")
+    radius = cfg.hamming_threshold if cfg.verify else int(t)
+    c = overlap_candidates(train_bits, ev, radius, vecs, cfg.embedding_threshold, cfg.knn, train_thumbs if cfg.verify else None)
+    closest: list[tuple[int, str, float, bool]] = []
+    if cfg.verify:
+        closest = _review_pairs(c, train_keys, t, cfg.html_pairs)
+        c = c[c["residual"] <= t]
+    found: dict[int, list[str]] = {}
+    for i, j in zip(c["row"].tolist(), c["train"].tolist()):
+        found.setdefault(i, []).append(train_keys[j])
     flags = np.zeros(len(ev.images), bool)
     flags[list(found)] = True
     correct = ev.correct if ev.correct is not None else np.zeros(len(ev.images), bool)
@@ -123,8 +178,8 @@ def audit_dataset(
     if ev.correct is None:  # retrieval or not evaluated: overlap only
         st = SplitStats(st.n_all, st.n_clean, st.n_overlap, 0, 0, None, None, None, None, None, None, None)
     shifted = None if st.all_minus_clean is None else abs(st.all_minus_clean) > cfg.shift_threshold
-    matches = {i: [k for k, _ in v] for i, v in found.items()}
-    return DatasetOverlap(ev.name, t, flags.mean() if len(flags) else 0.0, st, None, shifted, sorted(found), matches)
+    rate = flags.mean() if len(flags) else 0.0
+    return DatasetOverlap(ev.name, t, rate, st, None, shifted, sorted(found), dict(sorted(found.items())), closest)
 
 
 def overlap_audit(
@@ -133,10 +188,11 @@ def overlap_audit(
     evals: Sequence[EvalImages],
     cfg: AuditConfig,
     train_vecs: np.ndarray | None = None,
+    train_thumbs: np.ndarray | None = None,
 ) -> tuple[list[DatasetOverlap], dict]:
     """Audit every eval dataset, apply Bonferroni across the tests run, and build the summary line."""
     bits = hashes_to_bits(train_phash)
-    rows = [audit_dataset(train_keys, bits, ev, cfg, train_vecs) for ev in evals]
+    rows = [audit_dataset(train_keys, bits, ev, cfg, train_vecs, train_thumbs) for ev in evals]
     sig = bonferroni([r.stats.p_value for r in rows], cfg.alpha)
     rows = [DatasetOverlap(**{**r.__dict__, "significant": s}) for r, s in zip(rows, sig)]
     rates = [r.overlap_rate for r in rows]
@@ -184,13 +240,15 @@ def _png64(img: Image.Image, size: int = 96) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def closest_pairs(train_keys: Sequence[str], train_phash: Sequence[str], ev: EvalImages, n: int) -> list[tuple[int, str, int]]:
-    """The `n` (eval row, train key, Hamming) pairs with the smallest distance, matches or not (to set thresholds)."""
+def closest_pairs(
+    train_keys: Sequence[str], train_phash: Sequence[str], ev: EvalImages, n: int, threshold: float
+) -> list[tuple[int, str, float, bool]]:
+    """Without verification: the `n` (eval row, train key, Hamming, counted) pairs of smallest pHash distance."""
     bits = hashes_to_bits(train_phash)
     q = hashes_to_bits(image_phash(img) for img in ev.images)
     d, i = nearest(bits, q, 1)
     order = np.argsort(d[:, 0], kind="stable")[:n]
-    return [(int(r), train_keys[int(i[r, 0])], int(d[r, 0])) for r in order]
+    return [(int(r), train_keys[int(i[r, 0])], float(d[r, 0]), bool(d[r, 0] <= threshold)) for r in order]
 
 
 def render_html(rows: Sequence[DatasetOverlap], summary: Mapping, pairs: Mapping[str, list], evals: Mapping[str, EvalImages],
@@ -204,17 +262,18 @@ def render_html(rows: Sequence[DatasetOverlap], summary: Mapping, pairs: Mapping
              "font-size:11px;border:1px solid #ccc;padding:3px} .match{border-color:#c00}</style></head><body>",
              "<h2>Train/eval overlap audit</h2>", f"<p><b>{html.escape(summary['line'])}</b></p>",
              df.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="-"),
-             "<p>Closest pairs per dataset (eval left, train right; red border: counted as overlap). Raise or lower "
+             "<p>Pairs nearest the threshold per dataset (eval left, train right; red border: counted as overlap; "
+             "score: aligned residual, or pHash distance without verification). Raise or lower "
              "<code>audit.overlap_thresholds.&lt;dataset&gt;</code> until the red pairs are exactly the true "
              "duplicates.</p>"]  # fmt: skip
     for r in rows:
-        parts.append(f"<h3>{html.escape(r.dataset)} (threshold {r.threshold})</h3><div>")
-        for row, key, dist in pairs.get(r.dataset, []):
-            cls = "pair match" if dist <= r.threshold else "pair"
+        parts.append(f"<h3>{html.escape(r.dataset)} (threshold {r.threshold:g})</h3><div>")
+        for row, key, dist, counted in pairs.get(r.dataset, []):
+            cls = "pair match" if counted else "pair"
             ev = evals[r.dataset]
             right = f"<img src='{_png64(train_images[key])}'>" if key in train_images else "(missing)"
             parts.append(f"<div class='{cls}'><img src='{_png64(ev.images[row])}'>{right}<br>"
-                         f"{html.escape(ev.refs[row])} / {html.escape(key)}: d={dist}</div>")  # fmt: skip
+                         f"{html.escape(ev.refs[row])} / {html.escape(key)}: {dist:.3g}</div>")  # fmt: skip
         parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -228,12 +287,16 @@ def run_overlap(
     out_dir: str | Path,
     load_train_images: ImageLoader | None = None,
     train_vecs: np.ndarray | None = None,
+    train_thumbs: np.ndarray | None = None,
 ) -> dict:
     """Audit, then write overlap.json, overlap.html; returns the JSON document."""
     t0 = time.perf_counter()
-    rows, summary = overlap_audit(train_keys, train_phash, evals, cfg, train_vecs)
-    pairs = {ev.name: closest_pairs(train_keys, train_phash, ev, cfg.html_pairs) for ev in evals}
-    needed = sorted({k for v in pairs.values() for _, k, _ in v})
+    rows, summary = overlap_audit(train_keys, train_phash, evals, cfg, train_vecs, train_thumbs)
+    if cfg.verify:
+        pairs = {r.dataset: r.closest for r in rows}
+    else:
+        pairs = {ev.name: closest_pairs(train_keys, train_phash, ev, cfg.html_pairs, cfg.threshold_for(ev.name)) for ev in evals}
+    needed = sorted({k for v in pairs.values() for _, k, _, _ in v})
     train_images = load_train_images(needed) if load_train_images else {}
     out = Path(out_dir)
     doc = json_safe({
@@ -250,4 +313,7 @@ def run_overlap(
     return doc
 
 
-__all__ = ["EvalImages", "audit_dataset", "find_overlap", "gate", "json", "load_eval_images", "overlap_audit", "run_overlap"]
+__all__ = [
+    "EvalImages", "audit_dataset", "find_overlap", "gate", "json", "load_eval_images", "overlap_audit", "overlap_candidates",
+    "run_overlap",
+]  # fmt: skip

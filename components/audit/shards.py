@@ -12,6 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from .hashing import descriptor
+from .verify import THUMB, thumbnail
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -31,19 +32,28 @@ def load_shard_images(shards_dir: str, meta: pd.DataFrame, keys: Sequence[str]) 
     return out
 
 
-def shard_descriptors(shards_dir: str, meta: pd.DataFrame) -> np.ndarray:
-    """(N, D) image descriptors of every training image, rows in `meta` order (for `use_embeddings`)."""
+def shard_features(shards_dir: str, meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every training image once: (descriptors (N, D) float32, thumbnails (N, T, T, 3) uint8), `meta` order.
+
+    Descriptors feed the k-NN candidate search (`use_embeddings`), thumbnails the aligned check (`verify`).
+    A metadata row whose image is not in its shard raises (the shards and metadata.parquet disagree).
+    """
     keys = meta["key"].astype(str).tolist()
     pos = {k: i for i, k in enumerate(keys)}
-    out: np.ndarray | None = None
+    vecs = np.zeros((len(keys), 192), np.float32)
+    thumbs = np.zeros((len(keys), THUMB, THUMB, 3), np.uint8)
+    seen = np.zeros(len(keys), bool)
     for shard, group in meta.groupby("shard"):
         needed = set(group["key"].astype(str))
         with fsspec.open(f"{shards_dir.rstrip('/')}/{shard}", "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
             for m in tar:
                 stem, dot, ext = m.name.rpartition(".")
                 if stem in needed and f"{dot}{ext}".lower() in IMAGE_EXTS:
-                    v = descriptor(Image.open(io.BytesIO(tar.extractfile(m).read())))  # type: ignore[union-attr]
-                    if out is None:
-                        out = np.zeros((len(keys), v.shape[0]), np.float32)
-                    out[pos[stem]] = v
-    return out if out is not None else np.zeros((0, 192), np.float32)
+                    img = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")  # type: ignore[union-attr]
+                    vecs[pos[stem]], thumbs[pos[stem]] = descriptor(img), thumbnail(img)
+                    seen[pos[stem]] = True
+    if not seen.all():
+        missing = [keys[i] for i in np.flatnonzero(~seen)[:5]]
+        raise ValueError(f"{shards_dir}: {int((~seen).sum())} images of metadata.parquet not in their shards "
+                         f"(first: {missing}); re-run ingest")  # fmt: skip
+    return vecs, thumbs

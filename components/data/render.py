@@ -131,7 +131,20 @@ def background(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
         return np.full((size, size, 3), 250.0, np.float32)
     else:
         raise ValueError(f"unknown background {kind!r}")
-    return v[:, :, None] + tint
+    return (v + mottle(size, rng))[:, :, None] + tint
+
+
+def mottle(size: int, rng: np.random.Generator, cells: int = 6, amplitude: float = 14.0) -> np.ndarray:
+    """A smooth random luminance field, (size, size) float32 in [-amplitude, amplitude]: unique per image.
+
+    Real photographs are never pixel-level look-alikes by chance; without this, independent renders of the
+    same shape, colour and position on a flat background are (the dedup audit could not tell them from
+    planted copies). Grey only, so colour names stay unambiguous.
+    """
+    knots = rng.uniform(-amplitude, amplitude, size=(cells, cells))
+    t = (np.arange(size, dtype=np.float64) + 0.5) / size * (cells - 1)  # pixel centres on the knot grid
+    rows = np.stack([np.interp(t, np.arange(cells), k) for k in knots])  # (cells, size): along x
+    return np.stack([np.interp(t, np.arange(cells), c) for c in rows.T], axis=1).astype(np.float32)  # (size, size)
 
 
 def render(scene: Scene, size: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from components.audit.config import AuditConfig
 from components.audit.dedup import dedup, normalise_caption, save_dedup
 from components.audit.hashing import descriptor, hashes_to_bits, image_phash
 from components.audit.overlap import EvalImages, find_overlap, overlap_audit, run_overlap
+from components.audit.verify import thumbnail
 
 from .synthetic import TRANSFORMS, base_image, planted_set
 
@@ -39,6 +40,10 @@ def _vecs(images) -> np.ndarray:
     return np.stack([descriptor(im) for im in images]).astype(np.float32)
 
 
+def _thumbs(images) -> np.ndarray:
+    return np.stack([thumbnail(im) for im in images])
+
+
 def test_overlap_recall_and_precision_on_planted(planted) -> None:
     train, dups, src = planted
     rng = np.random.default_rng(1)
@@ -47,8 +52,9 @@ def test_overlap_recall_and_precision_on_planted(planted) -> None:
     meta = _meta(train)
     cfg = AuditConfig()
     found = find_overlap(
-        meta.key.tolist(), hashes_to_bits(meta.phash), ev, cfg.hamming_threshold, _vecs(train), cfg.embedding_threshold
-    )
+        meta.key.tolist(), hashes_to_bits(meta.phash), ev, cfg.hamming_threshold, _vecs(train), cfg.embedding_threshold,
+        cfg.knn, _thumbs(train), cfg.verify_threshold,
+    )  # fmt: skip
     tp = sum(f"{src[i]:06d}" in {k for k, _ in found.get(i, [])} for i in range(N_DUP))
     fp = sum(len(v) for i, v in found.items() if i >= N_DUP) + sum(
         len([k for k, _ in v if k != f"{src[i]:06d}"]) for i, v in found.items() if i < N_DUP
@@ -76,8 +82,8 @@ def test_dedup_clusters_and_policies(planted, tmp_path) -> None:
     caps = [f"caption {i}" for i in range(len(images))]
     caps[1], caps[2] = "A red  Circle.", "a red circle"
     meta = _meta(images, caps)
-    vecs = _vecs(images)
-    r = dedup(meta, AuditConfig(dedup_policy="keep_one"), vecs)
+    vecs, thumbs = _vecs(images), _thumbs(images)
+    r = dedup(meta, AuditConfig(dedup_policy="keep_one"), vecs, thumbs)
     assert r.n_exact_pairs == 1
     truth = {tuple(sorted((f"{s:06d}", f"{N_TRAIN + t:06d}"))) for t, s in enumerate(src)}
     truth.add(("000000", f"{len(images) - 1:06d}"))
@@ -86,9 +92,11 @@ def test_dedup_clusters_and_policies(planted, tmp_path) -> None:
     assert recall >= 0.95 and precision >= 0.95, (recall, precision)
     # keep_one excludes all but one member per cluster; drop excludes every member
     assert len(r.exclude_keys) == r.n_in_clusters - r.n_clusters
-    drop = dedup(meta, AuditConfig(dedup_policy="drop"), vecs)
+    drop = dedup(meta, AuditConfig(dedup_policy="drop"), vecs, thumbs)
     assert len(drop.exclude_keys) == drop.n_in_clusters
-    assert dedup(meta, AuditConfig(dedup_policy="report"), vecs).exclude_keys == []
+    assert dedup(meta, AuditConfig(dedup_policy="report"), vecs, thumbs).exclude_keys == []
+    with pytest.raises(ValueError, match="thumbnails"):
+        dedup(meta, AuditConfig(), vecs)
     assert ["000001", "000002"] in r.caption_groups
     s = save_dedup(r, tmp_path, AuditConfig(dedup_policy="keep_one"))
     assert (tmp_path / "exclude_keys.txt").read_text().split() == r.exclude_keys
@@ -107,7 +115,7 @@ def test_eval_set_without_overlap_reports_zero(planted, tmp_path) -> None:
     correct = np.array([i % 2 == 0 for i in range(40)])
     ev = EvalImages("fresh", imgs, [f"e{i}" for i in range(40)], correct)
     meta = _meta(train)
-    rows, summary = overlap_audit(meta.key.tolist(), meta.phash.tolist(), [ev], AuditConfig(), _vecs(train))
+    rows, summary = overlap_audit(meta.key.tolist(), meta.phash.tolist(), [ev], AuditConfig(), _vecs(train), _thumbs(train))
     r = rows[0]
     assert r.overlap_rate == 0.0 and r.stats.n_overlap == 0 and r.stats.p_value is None
     assert r.stats.acc_all == r.stats.acc_clean == 0.5 and r.stats.all_minus_clean == 0.0
@@ -128,8 +136,9 @@ def test_run_overlap_writes_table_and_page(planted, tmp_path) -> None:
     meta = _meta(train)
     keys = meta.key.tolist()
     doc = run_overlap(
-        keys, meta.phash.tolist(), evals, AuditConfig(), tmp_path, lambda ks: {k: train[int(k)] for k in ks}, _vecs(train)
-    )
+        keys, meta.phash.tolist(), evals, AuditConfig(), tmp_path, lambda ks: {k: train[int(k)] for k in ks}, _vecs(train),
+        _thumbs(train),
+    )  # fmt: skip
     a = next(d for d in doc["datasets"] if d["dataset"] == "a")
     assert a["n_overlap"] == 10 and a["overlap_rate"] == 0.25
     assert a["acc_overlap"] == 1.0 and a["acc_clean"] == 0.5 and a["p_value"] == pytest.approx(0.5**10)

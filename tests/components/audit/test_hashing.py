@@ -48,8 +48,15 @@ def test_hamming_and_clusters() -> None:
 
 
 def test_config_checks() -> None:
-    assert AuditConfig(overlap_thresholds={"shape": 2}).threshold_for("shape") == 2
-    assert AuditConfig().threshold_for("other") == AuditConfig().hamming_threshold
+    assert AuditConfig(overlap_thresholds={"shape": 0.2}).threshold_for("shape") == 0.2
+    assert AuditConfig().threshold_for("other") == AuditConfig().verify_threshold
+    # without verification the per-dataset thresholds are Hamming distances
+    assert AuditConfig(verify=False, overlap_thresholds={"shape": 2}).threshold_for("shape") == 2
+    assert AuditConfig(verify=False).threshold_for("other") == AuditConfig().hamming_threshold
+    with pytest.raises(ValueError, match=r"overlap_thresholds\.shape"):
+        AuditConfig(overlap_thresholds={"shape": 3.5}, verify=False)
+    with pytest.raises(ValueError, match="verify_threshold"):
+        AuditConfig(verify_threshold=0)
     with pytest.raises(ValueError, match="out of range"):
         AuditConfig(hamming_threshold=40)
     with pytest.raises(ValueError, match="alpha"):
@@ -59,6 +66,6 @@ def test_config_checks() -> None:
 def test_params_section_loads() -> None:
     from flows.params import load_params
 
-    p = load_params("params.yaml", ["audit.overlap_thresholds={shape: 3}", "audit.dedup_policy=keep_one"])
-    assert p.audit.threshold_for("shape") == 3 and p.audit.dedup_policy == "keep_one"
-    assert p.to_dict()["audit"]["overlap_thresholds"] == {"shape": 3}
+    p = load_params("params.yaml", ["audit.overlap_thresholds={shape: 0.2}", "audit.dedup_policy=keep_one"])
+    assert p.audit.threshold_for("shape") == 0.2 and p.audit.dedup_policy == "keep_one"
+    assert p.to_dict()["audit"]["overlap_thresholds"] == {"shape": 0.2}

@@ -1,0 +1,97 @@
+"""Aligned pixel verification of candidate duplicate pairs: is image A the same picture as image B?
+
+The index searches (pHash Hamming, thumbnail k-NN) are deliberately loose so that crops and colour
+changes are not missed; they also return look-alikes (same shape, colour and layout, drawn
+independently). This step decides: B is resampled under each crop hypothesis (none, and a
+1/16 crop at a 5 x 5 grid of offsets), blurred, and compared with A after the best brightness
+fit (one gain in [0.8, 1.25] shared by the channels plus one offset per channel; clipped pixels
+ignored). The score is the smallest residual RMS over the hypotheses, divided by A's contrast, so
+one threshold serves flat and busy images. A true copy (resize, re-encode, small crop, colour
+jitter) scores ~0.02-0.10; an independent look-alike scores > 0.14 on the embedded dataset.
+
+Hand-written because no well-kept library verifies near-duplicates under crop + photometric
+change (imagededup and FAISS stop at hash/embedding distances). Crops and blur are linear maps,
+so each hypothesis is two small matrix products (torch, batched over pairs): cost is linear in the
+number of candidate pairs, which the searches cap at `knn` per image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+THUMB = 32  # verification thumbnails are THUMB x THUMB RGB uint8
+
+
+def thumbnail(img: Image.Image, size: int = THUMB) -> np.ndarray:
+    """(size, size, 3) uint8: the image box-averaged down (what the verifier compares)."""
+    return np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BOX), np.uint8)
+
+
+def _resample_matrix(n: int, lo: float, hi: float, sigma: float) -> np.ndarray:
+    """(n, n) linear map: area-average the source span [lo, hi) (pixels) into n cells, then Gaussian-blur them."""
+    m = np.zeros((n, n))
+    edges = np.linspace(lo, hi, n + 1)
+    for o in range(n):
+        a, b = edges[o], edges[o + 1]
+        for i in range(int(np.floor(a)), min(n, int(np.ceil(b)))):
+            m[o, i] = max(0.0, min(b, i + 1) - max(a, i))
+        m[o] /= m[o].sum()
+    if sigma > 0:
+        x = np.arange(n)
+        g = np.exp(-0.5 * ((x[:, None] - x[None]) / sigma) ** 2)
+        m = (g / g.sum(1, keepdims=True)) @ m
+    return m
+
+
+class AlignedVerifier:
+    """Scores pairs of thumbnails; lower is more alike (see the module docstring)."""
+
+    def __init__(self, size: int = THUMB, crop: float = 1 / 16, steps: int = 5, blur: float = 1.0, batch: int = 512):
+        m = size * crop
+        offsets = np.linspace(0, m, steps)
+        spans = [((0.0, size), (0.0, size))] + [((o, size - m + o), (p, size - m + p)) for o in offsets for p in offsets]
+        self.size, self.batch = size, batch
+        self.ry = torch.tensor(np.stack([_resample_matrix(size, *r, blur) for r, _ in spans]), dtype=torch.float32)
+        self.rx = torch.tensor(np.stack([_resample_matrix(size, *c, blur) for _, c in spans]), dtype=torch.float32)
+
+    @property
+    def hypotheses(self) -> int:
+        """Number of alignments tried per pair (identity first)."""
+        return len(self.ry)
+
+    def _prep(self, x: np.ndarray) -> torch.Tensor:
+        if x.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"thumbnails must be (P, {self.size}, {self.size}, 3), got {x.shape}")
+        return torch.from_numpy(np.array(x, np.float32)).float().permute(0, 3, 1, 2)  # (P, 3, T, T)
+
+    def _score(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(residual (P,), best hypothesis (P,)) of a against every resampling of b."""
+        q = self.ry[0] @ a @ self.rx[0].T  # (P, 3, T, T): A blurred the same way
+        v = self.ry[None, :, None] @ b[:, None] @ self.rx[None, :, None].transpose(-1, -2)  # (P, H, 3, T, T)
+        w = ((a > 3) & (a < 252)).float()[:, None]  # (P, 1, 3, T, T): clipped pixels carry no evidence
+        qm, vm = q.mean((-1, -2)), v.mean((-1, -2))  # (P, 3), (P, H, 3)
+        qc, vc = q - qm[..., None, None], v - vm[..., None, None]
+        gain = ((w * qc[:, None] * vc).sum((2, 3, 4)) / (w * vc * vc).sum((2, 3, 4)).clamp_min(1e-6)).clamp(0.8, 1.25)
+        err = (w * (qc[:, None] - gain[..., None, None, None] * vc) ** 2).sum((2, 3, 4)) / w.sum((2, 3, 4)).clamp_min(1.0)
+        rel = err.sqrt() / (qc.std(dim=(1, 2, 3)) + 4.0)[:, None]  # (P, H); +4 keeps flat images from dividing by ~0
+        best = rel.argmin(1)
+        return rel.gather(1, best[:, None])[:, 0], best
+
+    @torch.no_grad()
+    def residual(self, a: np.ndarray, b: np.ndarray, both_ways: bool = False) -> np.ndarray:
+        """(P,) float32: min over crop hypotheses of a[i] vs b[i]; `both_ways` also tries b[i] as the crop of a[i]."""
+        if len(a) != len(b):
+            raise ValueError(f"{len(a)} vs {len(b)} thumbnails: pairs must align")
+        out = np.zeros(len(a), np.float32)
+        for s in range(0, len(a), self.batch):
+            ta, tb = self._prep(a[s : s + self.batch]), self._prep(b[s : s + self.batch])
+            r, _ = self._score(ta, tb)
+            if both_ways:
+                r = torch.minimum(r, self._score(tb, ta)[0])
+            out[s : s + self.batch] = r.numpy()
+        return out
+
+
+__all__ = ["THUMB", "AlignedVerifier", "thumbnail"]

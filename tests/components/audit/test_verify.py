@@ -1,0 +1,95 @@
+"""The aligned pixel check: copies pass, independent look-alikes fail; and the embedded dataset's ground truth."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from components.audit.config import AuditConfig
+from components.audit.hashing import descriptor, hashes_to_bits, image_phash
+from components.audit.overlap import EvalImages, find_overlap
+from components.audit.verify import AlignedVerifier, thumbnail
+from components.data.config import SynthConfig
+from components.data.render import Scene, render
+from components.data.synth import build_eval_sets, train_sample
+
+from .synthetic import TRANSFORMS, transform
+
+THRESHOLD = AuditConfig().verify_threshold
+
+
+def _scene(**kw) -> Scene:
+    base = dict(shape="hexagon", colour="orange", size="large", position="right", background="gradient", bg_seed=11)
+    return Scene(**{**base, **kw})
+
+
+def _img(scene: Scene) -> Image.Image:
+    return Image.fromarray(render(scene, 64))
+
+
+def _score(a: Image.Image, b: Image.Image, both_ways: bool = False) -> float:
+    return float(AlignedVerifier().residual(thumbnail(a)[None], thumbnail(b)[None], both_ways)[0])
+
+
+def test_identical_scores_zero_and_copies_pass() -> None:
+    img = _img(_scene())
+    assert _score(img, img) == pytest.approx(0.0, abs=1e-4)
+    rng = np.random.default_rng(0)
+    for kind in TRANSFORMS:
+        for _ in range(3):
+            copy = transform(img, kind, rng)
+            assert _score(copy, img) <= THRESHOLD, kind
+
+
+def test_look_alikes_fail() -> None:
+    """Same shape, colour, size and position, drawn independently (another background draw), or another colour.
+
+    Known limit: edits of one picture that keep its background (the shape moved by 2-3 px, turned by 15 degrees,
+    or swapped for a circle of the same size) score 0.05-0.10 and count as copies: the check weighs the whole frame.
+    """
+    img = _img(_scene())
+    others = (_scene(bg_seed=12), _scene(bg_seed=13, jitter=(0.04, 0.0)), _scene(bg_seed=14), _scene(colour="red"))
+    for other in others:
+        assert _score(_img(other), img) > THRESHOLD, other
+
+
+def test_crop_direction() -> None:
+    """A crop of B scores low against B, not B against its crop, unless both ways are asked for."""
+    img = _img(_scene(background="striped"))
+    crop = img.crop((4, 0, 64, 60)).resize((64, 64), Image.Resampling.BICUBIC)
+    assert _score(crop, img) <= THRESHOLD < _score(img, crop)
+    assert _score(img, crop, both_ways=True) <= THRESHOLD
+
+
+def test_shape_mismatch_is_an_error() -> None:
+    with pytest.raises(ValueError, match="pairs must align"):
+        AlignedVerifier().residual(np.zeros((2, 32, 32, 3), np.uint8), np.zeros((1, 32, 32, 3), np.uint8))
+
+
+@pytest.mark.smoke
+def test_embedded_dataset_ground_truth() -> None:
+    """Issue #7's bar: recall and precision >= 0.95 on the planted copies of the embedded dataset, default config."""
+    cfg = SynthConfig()
+    train = [Image.fromarray(render(train_sample(cfg, i)[0], cfg.image_size)) for i in range(cfg.n_train)]
+    keys = [f"{i:09d}" for i in range(cfg.n_train)]
+    bits = hashes_to_bits(image_phash(im) for im in train)
+    vecs = np.stack([descriptor(im) for im in train])
+    thumbs = np.stack([thumbnail(im) for im in train])
+    sets, planted = build_eval_sets(cfg)
+    truth = pd.DataFrame(planted, columns=["dataset", "image", "key", "transform"])
+    a = AuditConfig()
+    tp = fp = 0
+    for name in ("shape", "colour", "retrieval"):
+        s = sets[name]
+        ev = EvalImages(name, [Image.open(io.BytesIO(b)).convert("RGB") for b in s.images], [r["image"] for r in s.rows], None)
+        want = dict(zip(truth[truth.dataset == name].image, truth[truth.dataset == name].key))
+        found = find_overlap(keys, bits, ev, a.hamming_threshold, vecs, a.embedding_threshold, a.knn, thumbs, a.verify_threshold)
+        for i, matches in found.items():
+            hit = want.get(ev.refs[i]) in {k for k, _ in matches}
+            tp, fp = tp + hit, fp + len(matches) - hit
+    recall, precision = tp / len(truth), tp / max(tp + fp, 1)
+    assert recall >= 0.95 and precision >= 0.95, (recall, precision, tp, fp)
