@@ -8,6 +8,7 @@ touching any other Ray on the machine (`ray stop` would stop them all).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,9 +61,7 @@ class LoopbackCluster:
 
     def _ray_start(self, *args: str) -> None:
         common = ["--num-cpus=1", f"--object-store-memory={OBJECT_STORE_BYTES}", "--disable-usage-stats"]
-        proc = subprocess.run(
-            ["ray", "start", *args, *common], env=self.env(), capture_output=True, text=True, timeout=120
-        )
+        proc = subprocess.run(["ray", "start", *args, *common], env=self.env(), capture_output=True, text=True, timeout=120)
         if proc.returncode:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
@@ -106,10 +105,8 @@ class LoopbackCluster:
         """SIGKILL the second node's raylet and its process tree, as if the machine had died; return the pids."""
         procs = self.second_node_processes()
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(procs, timeout=10)
         return [p.pid for p in procs]
 
@@ -120,10 +117,8 @@ class LoopbackCluster:
             if not procs:
                 break
             for p in procs:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     p.send_signal(signal.SIGKILL)
-                except psutil.NoSuchProcess:
-                    pass
             psutil.wait_procs(procs, timeout=10)
             time.sleep(0.5)
         shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -125,7 +125,7 @@ def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, sh
     def train() -> None:
         try:
             outcome["model"] = run_train(params, address=cluster.address)
-        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as e:
             outcome["error"] = e
 
     runner = threading.Thread(target=train, daemon=True)
@@ -154,4 +154,3 @@ def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, sh
     after = [w for w in _train_workers() if w["pid"] not in {b["pid"] for b in before}]
     assert after and {w["node_id"] for w in after} == {nodes["head"]}  # restarted on the surviving node only
     print(f"killed {len(killed)} processes of the second node; run finished {recovery_s:.1f} s later on 1 worker")
-
