@@ -57,6 +57,8 @@ class LoopbackCluster:
             "RAY_health_check_failure_threshold": "3",
             "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_memory_monitor_refresh_ms": "0",
+            # A restart that asks for more workers than the cluster can now place gives up after this long.
+            "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "20",
         }
 
     def _ray_start(self, *args: str) -> None:
@@ -121,7 +123,8 @@ class LoopbackCluster:
                     p.send_signal(signal.SIGKILL)
             psutil.wait_procs(procs, timeout=10)
             time.sleep(0.5)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if not os.environ.get("CLIP_KEEP_RAY_LOGS"):  # set it to read the session logs of a failed test
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _with_descendants(roots: list[psutil.Process]) -> list[psutil.Process]:

@@ -29,7 +29,7 @@ def cluster(monkeypatch):
     c = LoopbackCluster()
     try:
         c.start()
-        for k in ("RAY_AUTH_MODE", "CLIP_TRAIN_NO_PROGRESS"):
+        for k in ("RAY_AUTH_MODE", "CLIP_TRAIN_NO_PROGRESS", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"):
             monkeypatch.setenv(k, c.env()[k])
         monkeypatch.delenv("RAY_ADDRESS", raising=False)
         yield c
@@ -141,8 +141,8 @@ def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, sh
     assert {w["node_id"] for w in before} == set(nodes.values())  # spread over both nodes before the kill
     killed = cluster.kill_second_node()
     t_kill = time.monotonic()
-    runner.join(timeout=300)
-    assert not runner.is_alive(), "training did not finish within 300 s of the node kill"
+    runner.join(timeout=240)
+    assert not runner.is_alive(), "training did not finish within 240 s of the node kill"
     assert "error" not in outcome, f"run failed after the node kill: {outcome.get('error')!r}"
     recovery_s = time.monotonic() - t_kill
 
