@@ -116,3 +116,22 @@ def predict_samples_per_s(inp: ScalingInputs, workers: int) -> float:
 def efficiency(inp: ScalingInputs, workers: int) -> float:
     """Predicted samples/s over perfect linear scaling (workers x the 1-worker speed)."""
     return predict_samples_per_s(inp, workers) / (workers * predict_samples_per_s(inp, 1))
+
+
+def zero_model_state_bytes(param_count: int, workers: int, stage: int, precision: str = "bf16") -> float:
+    """Bytes of parameters + gradients + Adam state per GPU under DeepSpeed ZeRO (activations not included).
+
+    Per parameter (ZeRO paper, Rajbhandari et al. 2020): bf16/fp16 training keeps 2 B of weights, 2 B of
+    gradients and 12 B of optimiser state (fp32 master weights, Adam m and v); fp32 training 4 + 4 + 8.
+    Stage 1 shards the optimiser state over the workers, stage 2 also the gradients, stage 3 also the weights.
+    """
+    if stage not in (0, 1, 2, 3) or workers < 1:
+        raise ValueError(f"stage must be 0-3 and workers >= 1, got stage={stage}, workers={workers}")
+    weights, grads, optim = (4.0, 4.0, 8.0) if precision == "fp32" else (2.0, 2.0, 12.0)
+    if stage >= 1:
+        optim /= workers
+    if stage >= 2:
+        grads /= workers
+    if stage >= 3:
+        weights /= workers
+    return param_count * (weights + grads + optim)

@@ -55,3 +55,14 @@ def test_bad_inputs_name_the_field() -> None:
         ScalingInputs(**{**BASE.__dict__, "bandwidth_bytes_per_s": 0.0})
     with pytest.raises(ValueError, match="workers"):
         step_cost(BASE, 0)
+
+
+def test_zero_memory_by_stage() -> None:
+    from infra.cost_model import zero_model_state_bytes
+
+    p = 1_000_000
+    assert zero_model_state_bytes(p, 8, 0) == 16 * p  # 2 + 2 + 12 bytes per parameter, nothing sharded
+    assert zero_model_state_bytes(p, 8, 1) == (2 + 2 + 12 / 8) * p
+    assert zero_model_state_bytes(p, 8, 2) == (2 + (2 + 12) / 8) * p
+    assert zero_model_state_bytes(p, 8, 3) == 16 / 8 * p
+    assert zero_model_state_bytes(p, 4, 3, "fp32") == 16 / 4 * p
