@@ -37,7 +37,7 @@ class LoopbackCluster:
 
     temp_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="rmn-", dir="/tmp"))  # short: socket paths
     port: int = field(default_factory=free_port)
-    second_manager_port: int = field(default_factory=free_port)
+    second_manager_port: int = 0  # set by add_second_node: how its raylet is found
 
     @property
     def address(self) -> str:
@@ -77,6 +77,11 @@ class LoopbackCluster:
             f"--temp-dir={self.temp_dir}",
             '--resources={"head": 1}',
         )
+        self.add_second_node()
+
+    def add_second_node(self) -> None:
+        """Start the second node (again, after a kill: a replacement machine, with a new node id)."""
+        self.second_manager_port = free_port()
         self._ray_start(
             f"--address={self.address}",
             "--node-ip-address=127.0.0.1",

@@ -112,14 +112,10 @@ def test_workers_spread_over_two_nodes(cluster: LoopbackCluster, shards_glob: st
     assert (model_dir / "model.safetensors").exists()
 
 
-def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, shards_glob: str, tmp_path: Path) -> None:
-    """Elastic (min_workers 1): the group restarts with the one worker the head still has room for."""
+def _train_in_background(params, cluster: LoopbackCluster, wait_for: Path) -> tuple[threading.Thread, dict]:
+    """Start run_train in a thread; return once checkpoint `wait_for` is committed (the run is mid-way)."""
     from flows.train_stage import run_train
 
-    steps, ckpt = 120, 20
-    params = _params(
-        tmp_path, shards_glob, f"train.steps={steps}", f"train.ckpt_every={ckpt}", "train.min_workers=1", "train.max_failures=2"
-    )
     outcome: dict = {}
 
     def train() -> None:
@@ -130,12 +126,21 @@ def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, sh
 
     runner = threading.Thread(target=train, daemon=True)
     runner.start()
-    first_ckpt = tmp_path / "train" / "checkpoints" / f"step-{ckpt:08d}"
     deadline = time.monotonic() + 240
-    while not (first_ckpt / "manifest.json").exists():  # written last, when the checkpoint is committed
-        assert runner.is_alive(), f"run ended before the first checkpoint: {outcome}"
+    while not (wait_for / "manifest.json").exists():  # written last, when the checkpoint is committed
+        assert runner.is_alive(), f"run ended before the checkpoint: {outcome}"
         assert time.monotonic() < deadline, "no checkpoint within 240 s"
         time.sleep(0.2)
+    return runner, outcome
+
+
+def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, shards_glob: str, tmp_path: Path) -> None:
+    """Elastic (min_workers 1): the group restarts with the one worker the head still has room for."""
+    steps, ckpt = 120, 20
+    params = _params(
+        tmp_path, shards_glob, f"train.steps={steps}", f"train.ckpt_every={ckpt}", "train.min_workers=1", "train.max_failures=2"
+    )
+    runner, outcome = _train_in_background(params, cluster, tmp_path / "train" / "checkpoints" / f"step-{ckpt:08d}")
     nodes = _node_ids()
     before = _train_workers()
     assert {w["node_id"] for w in before} == set(nodes.values())  # spread over both nodes before the kill
@@ -154,3 +159,37 @@ def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, sh
     after = [w for w in _train_workers() if w["pid"] not in {b["pid"] for b in before}]
     assert after and {w["node_id"] for w in after} == {nodes["head"]}  # restarted on the surviving node only
     print(f"killed {len(killed)} processes of the second node; run finished {recovery_s:.1f} s later on 1 worker")
+
+
+def test_second_node_replaced_fixed_size_waits_then_resumes(cluster: LoopbackCluster, shards_glob: str, tmp_path: Path) -> None:
+    """Fixed size (min_workers 0), DeepSpeed ZeRO-2: no progress while 2 workers do not fit; a replacement node resumes it."""
+    steps, ckpt = 80, 20
+    params = _params(
+        tmp_path,
+        shards_glob,
+        "train.strategy=deepspeed",
+        "train.zero_stage=2",
+        f"train.steps={steps}",
+        f"train.ckpt_every={ckpt}",
+        "train.max_failures=2",
+    )
+    runner, outcome = _train_in_background(params, cluster, tmp_path / "train" / "checkpoints" / f"step-{ckpt:08d}")
+    old = _node_ids()["second"]
+    before = {w["pid"] for w in _train_workers()}
+    cluster.kill_second_node()
+    time.sleep(35)  # > the 20 s worker-group start timeout: at least one restart attempt has failed by now
+    assert runner.is_alive(), f"the run ended instead of waiting for capacity: {outcome}"
+    assert not [w for w in _train_workers() if w["pid"] not in before and w["state"] == "ALIVE"]  # nothing trains
+    cluster.add_second_node()
+    runner.join(timeout=240)
+    assert not runner.is_alive(), "training did not finish within 240 s of the replacement node"
+    assert "error" not in outcome, f"run failed: {outcome.get('error')!r}"
+    nodes = _node_ids()
+    assert nodes["second"] != old  # a new machine, not the old one back
+    after = [w for w in _train_workers() if w["pid"] not in before]
+    assert {w["node_id"] for w in after} == {nodes["head"], nodes["second"]}  # 2 workers again, one per node
+    rows = _metrics(tmp_path)
+    assert rows[-1]["step"] == steps
+    resumed = {r.get("resumed_from") for r in rows} - {None}
+    assert resumed and min(resumed) >= ckpt  # resumed from a checkpoint, not from scratch
+    assert Path(outcome["model"], "model.safetensors").exists()
