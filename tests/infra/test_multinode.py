@@ -181,6 +181,7 @@ def test_second_node_replaced_fixed_size_waits_then_resumes(cluster: LoopbackClu
     assert runner.is_alive(), f"the run ended instead of waiting for capacity: {outcome}"
     assert not [w for w in _train_workers() if w["pid"] not in before and w["state"] == "ALIVE"]  # nothing trains
     cluster.add_second_node()
+    t_join = time.monotonic()
     runner.join(timeout=240)
     assert not runner.is_alive(), "training did not finish within 240 s of the replacement node"
     assert "error" not in outcome, f"run failed: {outcome.get('error')!r}"
@@ -193,3 +194,4 @@ def test_second_node_replaced_fixed_size_waits_then_resumes(cluster: LoopbackClu
     resumed = {r.get("resumed_from") for r in rows} - {None}
     assert resumed and min(resumed) >= ckpt  # resumed from a checkpoint, not from scratch
     assert Path(outcome["model"], "model.safetensors").exists()
+    print(f"replacement node joined; run resumed from step {min(resumed)} and finished {time.monotonic() - t_join:.1f} s later")
