@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 OBJECT_STORE_BYTES = 100_000_000
+# The `ray` CLI of the interpreter running the tests (also when its venv is not on PATH).
+RAY_CLI = shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
 
 
 def free_port() -> int:
@@ -63,7 +66,7 @@ class LoopbackCluster:
 
     def _ray_start(self, *args: str) -> None:
         common = ["--num-cpus=1", f"--object-store-memory={OBJECT_STORE_BYTES}", "--disable-usage-stats"]
-        proc = subprocess.run(["ray", "start", *args, *common], env=self.env(), capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([RAY_CLI, "start", *args, *common], env=self.env(), capture_output=True, text=True, timeout=120)
         if proc.returncode:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
