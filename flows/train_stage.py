@@ -131,6 +131,7 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
         max_failures=t.max_failures,
         address=address,
         run_name=params.pipeline.run_name,
+        min_workers=t.min_workers,
     )
     model_dir = posixpath.join(storage.rstrip("/"), "model")
     log.info("trained %d steps on %d shard(s) in %.0f s; model at %s", t.steps, len(shards), time.perf_counter() - t0, model_dir)

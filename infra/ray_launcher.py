@@ -49,20 +49,25 @@ def launch(
     max_failures: int,
     address: str | None = None,
     run_name: str = "train",
+    min_workers: int = 0,
 ) -> Any:
     """Run `train_fn(fn_config)` on `num_workers` workers with TorchTrainer; return the Ray `Result`.
 
     Workers form a torch.distributed group (NCCL on GPU, gloo on CPU). After a worker crash the
     whole group restarts (up to `max_failures` times) and `train_fn` resumes from its own checkpoints.
+    With 0 < `min_workers` < `num_workers` the group is elastic: after losing a node it restarts with
+    as many workers as the cluster still has room for (at least `min_workers`), and grows back when
+    resources return; `train_fn` must then resume at a different world size.
     """
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     ensure_ray(address, num_cpus=None if address else max(os.cpu_count() or 1, num_workers * cpus_per_worker))
+    workers: int | tuple[int, int] = (min_workers, num_workers) if 0 < min_workers < num_workers else num_workers
     trainer = TorchTrainer(
         train_fn,
         train_loop_config=fn_config,
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=RunConfig(
             name=run_name, storage_path=_ray_storage(storage_path), failure_config=FailureConfig(max_failures=max_failures)

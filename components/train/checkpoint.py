@@ -61,7 +61,16 @@ def sha256_file(fs: fsspec.AbstractFileSystem, path: str) -> str:
 
 
 # Settings that may change between a run and its resumption without changing the trajectory.
-RESUME_SAFE_KEYS = ("log_every", "eval_every", "eval_dataset", "max_failures", "keep_last", "tensorboard", "storage_path")
+RESUME_SAFE_KEYS = (
+    "log_every",
+    "eval_every",
+    "eval_dataset",
+    "max_failures",
+    "min_workers",
+    "keep_last",
+    "tensorboard",
+    "storage_path",
+)
 
 
 class CheckpointStore:

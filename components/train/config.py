@@ -31,6 +31,7 @@ class TrainConfig:
     strategy: Literal["ddp", "deepspeed"] = "deepspeed"
     zero_stage: int = 2
     workers: int = 2
+    min_workers: int = 0  # elastic (ddp only): after losing nodes, go on with >= min_workers; 0 = always `workers`
     cpus_per_worker: int = 1
     use_gpu: bool = False
     log_every: int = 10
@@ -64,6 +65,13 @@ class TrainConfig:
             raise ValueError("local_loss with several workers needs gather_with_grad: true, or gradients are wrong")
         if self.eval_every and not self.eval_dataset:
             raise ValueError("eval_every > 0 needs eval_dataset (an evaluation directory)")
+        if not 0 <= self.min_workers <= self.workers:
+            raise ValueError(f"min_workers must be in [0, workers={self.workers}], got {self.min_workers}")
+        if 0 < self.min_workers < self.workers and self.strategy == "deepspeed":
+            raise ValueError(
+                "min_workers < workers (elastic) needs strategy: ddp; DeepSpeed ZeRO checkpoints resume only at "
+                "the same world size. Set min_workers: 0 or strategy: ddp"
+            )
         if self.keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
         if min(self.num_data_workers, self.max_failures + 1, self.shuffle_buffer + 1) < 0:
