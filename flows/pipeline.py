@@ -51,15 +51,13 @@ validate_task = _stage_task("validate")
 train_task = _stage_task("train", retries=1)
 evaluate_task = _stage_task("evaluate")
 bias_task = _stage_task("bias")
-audit_task = _stage_task("audit")  # needs evaluate's per-sample zero-shot predictions
+dedup_task = _stage_task("dedup")  # before train: with audit.dedup_policy keep_one/drop, training skips duplicates
+audit_task = _stage_task("audit")  # the overlap audit; needs evaluate's per-sample zero-shot predictions
 report_task = _stage_task("report", retries=2)
 register_task = _stage_task("register", retries=2)
 
-# The audit is not in the default order: on the embedded dataset its near-duplicate matching has
-# recall 0.96 but precision 0.001 (look-alike synthetic images), so its overlap table would mislead.
-# Run it with `stages_to_run` / `clip-pipeline run --stages ... audit ...` on real data.
-STAGE_ORDER = ["synth", "ingest", "validate", "train", "evaluate", "bias", "register", "report"]
-OPTIONAL_STAGES = ["audit"]
+STAGE_ORDER = ["synth", "ingest", "validate", "dedup", "train", "evaluate", "audit", "bias", "register", "report"]
+OPTIONAL_STAGES: list[str] = []
 TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER + OPTIONAL_STAGES}
 
 
@@ -70,7 +68,7 @@ def clip_pipeline(
     only_if_data_changed: bool = False,
     stages_to_run: list[str] | None = None,
 ) -> dict[str, Any]:
-    """synth -> ingest -> validate -> train -> evaluate -> bias -> register -> report.
+    """synth -> ingest -> validate -> dedup -> train -> evaluate -> audit -> bias -> register -> report.
 
     Args:
         params_path: the params.yaml to load (each task re-loads it, so tasks pass paths, not objects).

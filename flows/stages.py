@@ -12,7 +12,6 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -220,8 +219,13 @@ def registry_url(params: Params) -> str:
 
 
 # ----------------------------------------------------------------------------- audit
-def run_audit(params: Params, steps: tuple[str, ...] = ("dedup", "overlap")) -> StageOutput:
-    """Dedup the training set and audit train/eval overlap; writes OUT/audit/{dedup,overlap,summary}.json.
+def run_dedup(params: Params) -> StageOutput:
+    """The audit's dedup step alone (before training: with keep_one/drop, training skips OUT/audit/exclude_keys.txt)."""
+    return run_audit(params, ("dedup",))
+
+
+def run_audit(params: Params, steps: tuple[str, ...] = ("overlap",)) -> StageOutput:
+    """Dedup the training set and/or audit train/eval overlap; writes OUT/audit/{dedup,overlap,summary}.json.
 
     Reads OUT/ingest/metadata.parquet (+ shards for pixels), OUT/raw/eval and the evaluation stage's
     per-sample zero-shot predictions (OUT/evaluate/results/<dataset>/zeroshot_predictions.csv).
@@ -279,7 +283,11 @@ def run_audit(params: Params, steps: tuple[str, ...] = ("dedup", "overlap")) -> 
         summary_line = doc["summary"]["line"]
     passed, reason = gate(rows, cfg, dup_rate)
     summary["gate/passed"] = passed
-    write_json(Path(out) / "summary.json", summary)  # flat numbers for the report (audit outputs are local paths)
+    dedup_json = out_path(params, "audit", "dedup.json")
+    if "dedup" not in steps and _exists(dedup_json):  # the overlap step after a separate dedup stage: report both
+        earlier = {k: v for k, v in _read_json(dedup_json).items() if isinstance(v, (int, float, str))}
+        summary = {**{f"dedup/{k}": v for k, v in earlier.items() if k != "exclude_keys_file"}, **summary}
+    write_json(f"{out}/summary.json", summary)  # flat numbers for the report
     write_run_info(out, params.to_dict())
     if "overlap" in steps:
         summary = {"line": summary_line, **summary}

@@ -60,7 +60,20 @@ def build_tokenizer(params: Any, shards: list[str]):
     return tok
 
 
-def resume_key(shards: list[str]) -> dict[str, str]:
+def exclude_keys(params: Any) -> list[str]:
+    """Training keys the audit's dedup excludes (OUT/audit/exclude_keys.txt, policies keep_one/drop); [] otherwise."""
+    if params.audit.dedup_policy == "report":
+        return []
+    url = posixpath.join(params.pipeline.out_root, "audit", "exclude_keys.txt")
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{url}: audit.dedup_policy is {params.audit.dedup_policy!r} but dedup has not run; "
+                                "run `clip-pipeline stage dedup` first (or set audit.dedup_policy: report)")  # fmt: skip
+    with fs.open(path, "r") as f:
+        return sorted({line.strip() for line in f if line.strip()})
+
+
+def resume_key(shards: list[str], exclude: list[str] = ()) -> dict[str, str]:
     """What a checkpoint must share with this run to be resumed, beyond the train config: the training code and the
     shards (names and sizes). DVC keeps OUT/train/checkpoints across runs (persist), so a run killed mid-training
     resumes; a code or data change starts fresh instead of resuming a model trained on something else."""
@@ -78,6 +91,8 @@ def resume_key(shards: list[str]) -> dict[str, str]:
     for url in shards:
         fs, path = fsspec.core.url_to_fs(url)
         data.update(f"{url}\t{fs.size(path)}\n".encode())
+    if exclude:  # excluded keys change the data, but an empty list keeps the keys of older checkpoints valid
+        data.update("\n".join(exclude).encode())
     return {"code": code.hexdigest()[:16], "shards": data.hexdigest()[:16]}
 
 
@@ -110,15 +125,19 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     shards = resolve_shards(params)
     tokenizer = build_tokenizer(params, shards)
     fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
+    fn_config["exclude_keys"] = exclude_keys(params)
+    if fn_config["exclude_keys"]:
+        print(f"train: skipping {len(fn_config['exclude_keys'])} samples excluded by the audit's dedup")
     fs, root = fsspec.core.url_to_fs(storage)
     fs.makedirs(root, exist_ok=True)
     from components.train.checkpoint import CheckpointStore
 
-    fn_config["resume_key"] = resume_key(shards)
+    fn_config["resume_key"] = resume_key(shards, fn_config["exclude_keys"])
     CheckpointStore(storage).set_aside_if_incompatible(fn_config["train"], resume_key=fn_config["resume_key"])
     from flows.provenance import git_revision
 
-    record = {"params": params.to_dict(), "git_rev": git_revision(), "shards": shards}
+    record = {"params": params.to_dict(), "git_rev": git_revision(), "shards": shards,
+              "excluded_keys": len(fn_config["exclude_keys"])}  # fmt: skip
     fs.pipe_file(posixpath.join(root, "run.json"), json.dumps(record, indent=2).encode())
     t0 = time.perf_counter()
     launch(

@@ -132,8 +132,8 @@ def dedup(
 
 
 def save_dedup(r: DedupResult, out_dir: str | Path, cfg: AuditConfig) -> dict:
-    """Write dedup.json, dedup_clusters.parquet, dedup_pairs.parquet and (drop/keep_one) exclude_keys.txt."""
-    out = Path(out_dir)
+    """Write dedup.json, dedup_clusters.parquet, dedup_pairs.parquet and exclude_keys.txt (empty unless drop/keep_one)."""
+    out = str(out_dir).rstrip("/")  # a local path or any fsspec URL
     summary = {
         "rows": r.n_rows,
         "policy": cfg.dedup_policy,
@@ -153,13 +153,12 @@ def save_dedup(r: DedupResult, out_dir: str | Path, cfg: AuditConfig) -> dict:
         "largest_caption_groups": sorted(r.caption_groups, key=len, reverse=True)[:10],
         "seconds": round(r.seconds, 3),
     }
-    write_parquet(out / "dedup_clusters.parquet", r.cluster_table)
-    write_parquet(out / "dedup_pairs.parquet", r.pairs)
-    if cfg.dedup_policy != "report":
-        # one key per line; training skips these keys (the lead wires train.exclude_keys to this file)
-        write_atomic(out / "exclude_keys.txt", "".join(f"{k}\n" for k in r.exclude_keys))
-        summary["exclude_keys_file"] = str(out / "exclude_keys.txt")
-    write_json(out / "dedup.json", summary)
+    write_parquet(f"{out}/dedup_clusters.parquet", r.cluster_table)
+    write_parquet(f"{out}/dedup_pairs.parquet", r.pairs)
+    # one key per line (empty with policy "report"); training skips these keys (flows/train_stage.exclude_keys)
+    write_atomic(f"{out}/exclude_keys.txt", "".join(f"{k}\n" for k in r.exclude_keys))
+    summary["exclude_keys_file"] = f"{out}/exclude_keys.txt"
+    write_json(f"{out}/dedup.json", summary)
     return summary
 
 

@@ -298,7 +298,7 @@ def run_overlap(
         pairs = {ev.name: closest_pairs(train_keys, train_phash, ev, cfg.html_pairs, cfg.threshold_for(ev.name)) for ev in evals}
     needed = sorted({k for v in pairs.values() for _, k, _, _ in v})
     train_images = load_train_images(needed) if load_train_images else {}
-    out = Path(out_dir)
+    out = str(out_dir).rstrip("/")  # a local path or any fsspec URL
     doc = json_safe({
         "summary": summary,
         "datasets": [row_dict(r) for r in rows],
@@ -307,8 +307,8 @@ def run_overlap(
         "config": asdict(cfg),
         "seconds": round(time.perf_counter() - t0, 3),
     })  # fmt: skip
-    write_json(out / "overlap.json", doc)
-    write_atomic(out / "overlap.html", render_html(rows, summary, pairs, {e.name: e for e in evals}, train_images))
+    write_json(f"{out}/overlap.json", doc)
+    write_atomic(f"{out}/overlap.html", render_html(rows, summary, pairs, {e.name: e for e in evals}, train_images))
     doc["_rows"] = rows
     return doc
 

@@ -48,7 +48,7 @@ def _resample_matrix(n: int, lo: float, hi: float, sigma: float) -> np.ndarray:
 class AlignedVerifier:
     """Scores pairs of thumbnails; lower is more alike (see the module docstring)."""
 
-    def __init__(self, size: int = THUMB, crop: float = 1 / 16, steps: int = 5, blur: float = 1.0, batch: int = 512):
+    def __init__(self, size: int = THUMB, crop: float = 1 / 16, steps: int = 5, blur: float = 1.0, batch: int = 128):
         m = size * crop
         offsets = np.linspace(0, m, steps)
         spans = [((0.0, size), (0.0, size))] + [((o, size - m + o), (p, size - m + p)) for o in offsets for p in offsets]
@@ -62,22 +62,39 @@ class AlignedVerifier:
         return len(self.ry)
 
     def _prep(self, x: np.ndarray) -> torch.Tensor:
-        if x.shape[1:] != (self.size, self.size, 3):
-            raise ValueError(f"thumbnails must be (P, {self.size}, {self.size}, 3), got {x.shape}")
-        return torch.from_numpy(np.array(x, np.float32)).float().permute(0, 3, 1, 2)  # (P, 3, T, T)
+        if x.ndim != 4 or x.shape[3] != 3 or x.shape[1] != x.shape[2] or x.shape[1] % self.size:
+            raise ValueError(f"thumbnails must be (P, k*{self.size}, k*{self.size}, 3), got {x.shape}")
+        t = torch.from_numpy(np.array(x, np.float32)).permute(0, 3, 1, 2)  # (P, 3, S, S)
+        return torch.nn.functional.avg_pool2d(t, x.shape[1] // self.size) if x.shape[1] != self.size else t
 
     def _score(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(residual (P,), best hypothesis (P,)) of a against every resampling of b."""
+        """(residual (P,), best hypothesis (P,)) of a against every resampling of b.
+
+        The brightness fit and residual are expanded into sums (dot, norm) so the (H, P, 3, T, T) stack of
+        resampled b is read a few times and never copied: this step is memory-bound.
+        """
+        h, t, p = len(self.ry), self.size, len(a)
         q = self.ry[0] @ a @ self.rx[0].T  # (P, 3, T, T): A blurred the same way
-        v = self.ry[None, :, None] @ b[:, None] @ self.rx[None, :, None].transpose(-1, -2)  # (P, H, 3, T, T)
-        w = ((a > 3) & (a < 252)).float()[:, None]  # (P, 1, 3, T, T): clipped pixels carry no evidence
-        qm, vm = q.mean((-1, -2)), v.mean((-1, -2))  # (P, 3), (P, H, 3)
-        qc, vc = q - qm[..., None, None], v - vm[..., None, None]
-        gain = ((w * qc[:, None] * vc).sum((2, 3, 4)) / (w * vc * vc).sum((2, 3, 4)).clamp_min(1e-6)).clamp(0.8, 1.25)
-        err = (w * (qc[:, None] - gain[..., None, None, None] * vc) ** 2).sum((2, 3, 4)) / w.sum((2, 3, 4)).clamp_min(1.0)
-        rel = err.sqrt() / (qc.std(dim=(1, 2, 3)) + 4.0)[:, None]  # (P, H); +4 keeps flat images from dividing by ~0
-        best = rel.argmin(1)
-        return rel.gather(1, best[:, None])[:, 0], best
+        u = (b @ self.rx.reshape(h * t, t).T).reshape(p, 3, t, h, t)  # columns resampled: (P, 3, T_rows, H, T)
+        u = u.permute(3, 2, 0, 1, 4).reshape(h, t, p * 3 * t)  # (H, T_rows, P*3*T)
+        v = torch.bmm(self.ry, u).reshape(h, t, p, 3, t)  # rows too: (H, T_rows, P, 3, T_cols), no copy
+        w = ((a > 3) & (a < 252)).float()  # (P, 3, T, T): clipped pixels carry no evidence
+        qc = q - q.mean((-1, -2), keepdim=True)
+        wq = w * qc
+        sw, swq = w.sum((-1, -2)), wq.sum((-1, -2))  # (P, 3)
+        w_, wq_ = w.permute(2, 0, 1, 3), wq.permute(2, 0, 1, 3)  # (T_rows, P, 3, T_cols): v's layout
+        vm = v.mean((1, 4))  # (H, P, 3)
+        s_wqv = (v * wq_).sum((1, 4))
+        vw = v * w_
+        s_wv, s_wvv = vw.sum((1, 4)), (vw * v).sum((1, 4))
+        dot = (s_wqv - vm * swq).sum(-1)  # (H, P): sum w qc vc
+        nrm = (s_wvv - 2 * vm * s_wv + vm * vm * sw).sum(-1)  # (H, P): sum w vc^2
+        sqq = (wq * qc).sum((1, 2, 3))  # (P,)
+        gain = (dot / nrm.clamp_min(1e-6)).clamp(0.8, 1.25)
+        err = (sqq - 2 * gain * dot + gain * gain * nrm).clamp_min(0) / sw.sum(-1).clamp_min(1.0)
+        rel = err.sqrt() / (qc.std(dim=(1, 2, 3)) + 4.0)  # (H, P); +4 keeps flat images from dividing by ~0
+        best = rel.argmin(0)
+        return rel.gather(0, best[None])[0], best
 
     @torch.no_grad()
     def residual(self, a: np.ndarray, b: np.ndarray, both_ways: bool = False) -> np.ndarray:

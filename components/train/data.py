@@ -62,6 +62,7 @@ class StreamSpec:
     epoch: int
     rank: int
     world: int
+    exclude: frozenset[str] = frozenset()  # sample keys to skip (the audit's dedup: OUT/audit/exclude_keys.txt)
 
 
 class ShardStream(IterableDataset):
@@ -112,6 +113,11 @@ def _read_tars(urls: list[str]) -> Iterator[dict[str, Any]]:
     yield from wds.tariterators.group_by_keys(wds.tariterators.tar_file_expander(streams()))
 
 
+def usable(sample: dict[str, Any], exclude: frozenset[str] = frozenset()) -> bool:
+    """A sample trains when it has an image and a caption and its key is not excluded (dedup)."""
+    return sample.get("__key__") not in exclude and any(e in sample for e in IMAGE_EXTS) and "txt" in sample
+
+
 def build_dataset(
     spec: StreamSpec,
     transform: Callable,
@@ -127,7 +133,7 @@ def build_dataset(
 
     return wds.DataPipeline(
         ShardStream(spec, shuffle_buffer),
-        wds.select(lambda x: any(e in x for e in IMAGE_EXTS) and "txt" in x),
+        wds.select(lambda x: usable(x, spec.exclude)),
         wds.decode("pil", handler=wds.warn_and_continue),
         wds.to_tuple(";".join(IMAGE_EXTS), "txt"),
         wds.map_tuple(transform, str),

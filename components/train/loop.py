@@ -6,6 +6,7 @@
     storage_path     fsspec URL for checkpoints/, metrics.jsonl and model/
     tokenizer_json   the HF tokenizer JSON text; tokenizer_context_length its context length
     ds_config        DeepSpeed config dict (built by infra; None for ddp)
+    exclude_keys     optional list of sample keys to skip (the audit's dedup)
     resume_key       optional {"code", "shards"} fingerprints stored with each checkpoint (see CheckpointStore)
     fault            optional test hook {"rank", "step", "flag"}: that rank exits hard at that step
                      once (the flag file records that it happened)
@@ -58,9 +59,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     last_eval: float | None = None
     recent_loss = float("nan")  # mean loss of the last logged window: the keep-best metric without eval
 
+    exclude = frozenset(config.get("exclude_keys") or ())
     while step < cfg.steps:
         epoch = step // cfg.ckpt_every  # a virtual epoch ends at each checkpoint: the resume points
-        spec = StreamSpec(list(config["shards"]), cfg.seed, epoch, rank, world)
+        spec = StreamSpec(list(config["shards"]), cfg.seed, epoch, rank, world, exclude)
         batches = build_loader(spec, train_tf, tokenizer, cfg.batch_size, cfg.num_data_workers, cfg.shuffle_buffer)
         epoch_end = min((epoch + 1) * cfg.ckpt_every, cfg.steps)
         while step < epoch_end:

@@ -37,7 +37,7 @@ def _score(a: Image.Image, b: Image.Image, both_ways: bool = False) -> float:
 
 def test_identical_scores_zero_and_copies_pass() -> None:
     img = _img(_scene())
-    assert _score(img, img) == pytest.approx(0.0, abs=1e-4)
+    assert _score(img, img) == pytest.approx(0.0, abs=5e-3)  # float32 sums: ~1e-3
     rng = np.random.default_rng(0)
     for kind in TRANSFORMS:
         for _ in range(3):

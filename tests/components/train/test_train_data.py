@@ -65,3 +65,18 @@ def test_shards_on_any_fsspec_url(shape_shards) -> None:
     assert len(urls) == 2 and all(u.startswith("memory://") for u in urls)
     keys = _keys(StreamSpec(urls, seed=0, epoch=0, rank=0, world=1), 0, 128)
     assert len(set(keys)) == 128  # both shards, each sample once in the first pass
+
+
+def test_excluded_keys_never_reach_a_batch(shape_shards, tokenizer) -> None:
+    from components.train.data import usable
+
+    assert usable({"__key__": "a", "png": b"", "txt": b""}) and not usable({"__key__": "a", "png": b""})
+    assert not usable({"__key__": "a", "png": b"", "txt": b""}, frozenset({"a"}))
+    keys = _keys(StreamSpec(shape_shards, seed=0, epoch=0, rank=0, world=1), 0, 64)
+    tf = clip_core.image_transform(32, is_train=False)
+    spec = StreamSpec(shape_shards, 0, 0, 0, 1)
+    keep = build_loader(spec, tf, tokenizer, 16, num_workers=0, shuffle_buffer=8)
+    spec_ex = StreamSpec(shape_shards, 0, 0, 0, 1, exclude=frozenset(keys[::2]))
+    drop = build_loader(spec_ex, tf, tokenizer, 16, num_workers=0, shuffle_buffer=8)
+    # same stream order, every other sample removed: the excluded run's first batch differs from the full run's
+    assert not torch.equal(next(iter(keep))[0], next(iter(drop))[0])
