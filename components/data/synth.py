@@ -104,8 +104,13 @@ def synth_is_current(out_dir: str, cfg: SynthConfig) -> bool:
         return False
 
 
+# Bump when the rendering changes, so data/raw made by older code is not taken as current.
+# 2: backgrounds carry a unique smooth mottle (render.mottle): no chance pixel look-alikes.
+GENERATOR_VERSION = 2
+
+
 def _recorded(cfg: SynthConfig) -> dict:
-    return {k: v for k, v in asdict(cfg).items() if k != "num_workers"}
+    return {**{k: v for k, v in asdict(cfg).items() if k != "num_workers"}, "generator_version": GENERATOR_VERSION}
 
 
 def build_synth(out_dir: str, cfg: SynthConfig) -> SynthResult:
