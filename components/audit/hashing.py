@@ -94,15 +94,29 @@ def descriptor(img: Image.Image, size: int = 8, blur: float = 1.5) -> np.ndarray
     return v / (np.linalg.norm(v) + 1e-6)
 
 
-def build_vector_index(vecs: np.ndarray) -> faiss.Index:
-    """Inner-product index over unit vectors: exact flat scan for small sets, HNSW (~N log N) beyond FLAT_MAX."""
+def build_vector_index(vecs: np.ndarray, per_list: int = 64, nprobe: int = 16, seed: int = 0) -> faiss.Index:
+    """Inner-product index over unit vectors: exact flat scan up to FLAT_MAX, else an inverted file (cost ~linear).
+
+    Large sets: `N / per_list` centroids drawn from the data itself (no k-means, whose cost grows with the
+    square of the list count), found through a small HNSW graph; each query scans `nprobe` lists of
+    ~`per_list` vectors, so the work per query stays constant as N grows. HNSW over all N vectors was
+    tried first: 30-39x the time for 10x the data on this CPU (the graph stops fitting in cache).
+    """
     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-    if len(vecs) <= FLAT_MAX:
-        index = faiss.IndexFlatIP(vecs.shape[1])
-    else:
-        index = faiss.IndexHNSWFlat(vecs.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 128
+    n, d = vecs.shape
+    if n <= FLAT_MAX:
+        index = faiss.IndexFlatIP(d)
+        index.add(vecs)
+        return index
+    nlist = max(1, n // per_list)
+    quantizer = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+    quantizer.hnsw.efSearch = 64
+    quantizer.add(vecs[np.random.default_rng(seed).choice(n, nlist, replace=False)])
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.nprobe = nprobe
     index.add(vecs)
+    index.own_fields = True  # keep the quantizer alive with the index
+    quantizer.this.disown()
     return index
 
 

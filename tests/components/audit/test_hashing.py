@@ -28,13 +28,15 @@ def test_multi_index_hashing_equals_flat_scan(radius: int, monkeypatch) -> None:
     assert mih == flat and truth <= flat
 
 
-def test_hnsw_finds_planted_vectors(monkeypatch) -> None:
+def test_inverted_file_finds_planted_vectors(monkeypatch) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3000, 32)).astype(np.float32)
     x = np.concatenate([x, x[:50] + 0.2 * rng.standard_normal((50, 32)).astype(np.float32)])
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    monkeypatch.setattr(hashing, "FLAT_MAX", 0)  # force HNSW
-    qi, ids, _cos = hashing.vector_pairs(hashing.build_vector_index(x), x[3000:], 5, 0.9)
+    monkeypatch.setattr(hashing, "FLAT_MAX", 0)  # force the inverted file (random-sample centroids)
+    index = hashing.build_vector_index(x)
+    assert isinstance(index, hashing.faiss.IndexIVFFlat) and index.nlist == len(x) // 64
+    qi, ids, _cos = hashing.vector_pairs(index, x[3000:], 5, 0.9)
     # each planted copy finds its source and itself (it is indexed too), nothing else
     assert {(int(i), int(j)) for i, j in zip(qi, ids)} == {(i, i) for i in range(50)} | {(i, 3000 + i) for i in range(50)}
 
