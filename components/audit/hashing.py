@@ -114,9 +114,7 @@ def build_vector_index(vecs: np.ndarray, per_list: int = 64, nprobe: int = 16, s
     quantizer.add(vecs[np.random.default_rng(seed).choice(n, nlist, replace=False)])
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.nprobe = nprobe
-    index.add(vecs)
-    index.own_fields = True  # keep the quantizer alive with the index
-    quantizer.this.disown()
+    index.add(vecs)  # (faiss's Python wrapper keeps the quantizer alive as long as the index)
     return index
 
 

@@ -129,10 +129,16 @@ def find_overlap(
     c = overlap_candidates(train_bits, ev, threshold, train_vecs, min_cos, k, train_thumbs)
     if train_thumbs is not None:
         c = c[c["residual"] <= verify_threshold]
+    return _by_row(c, train_keys)
+
+
+def _by_row(c: pd.DataFrame, train_keys: Sequence[str]) -> dict[int, list[tuple[str, int]]]:
+    """Candidate table -> eval row -> [(train key, Hamming)], rows ascending, nearest pHash first."""
+    c = c.sort_values(["row", "hamming"], kind="stable")
     out: dict[int, list[tuple[str, int]]] = {}
     for i, j, d in zip(c["row"].tolist(), c["train"].tolist(), c["hamming"].tolist()):
         out.setdefault(i, []).append((train_keys[j], d))
-    return {i: sorted(v, key=lambda t: t[1]) for i, v in sorted(out.items())}
+    return out
 
 
 def _review_pairs(c: pd.DataFrame, keys: Sequence[str], threshold: float, n: int) -> list[tuple[int, str, float, bool]]:
@@ -168,9 +174,7 @@ def audit_dataset(
     if cfg.verify:
         closest = _review_pairs(c, train_keys, t, cfg.html_pairs)
         c = c[c["residual"] <= t]
-    found: dict[int, list[str]] = {}
-    for i, j in zip(c["row"].tolist(), c["train"].tolist()):
-        found.setdefault(i, []).append(train_keys[j])
+    found = {i: [key for key, _ in v] for i, v in _by_row(c, train_keys).items()}
     flags = np.zeros(len(ev.images), bool)
     flags[list(found)] = True
     correct = ev.correct if ev.correct is not None else np.zeros(len(ev.images), bool)
@@ -179,7 +183,7 @@ def audit_dataset(
         st = SplitStats(st.n_all, st.n_clean, st.n_overlap, 0, 0, None, None, None, None, None, None, None)
     shifted = None if st.all_minus_clean is None else abs(st.all_minus_clean) > cfg.shift_threshold
     rate = flags.mean() if len(flags) else 0.0
-    return DatasetOverlap(ev.name, t, rate, st, None, shifted, sorted(found), dict(sorted(found.items())), closest)
+    return DatasetOverlap(ev.name, t, rate, st, None, shifted, sorted(found), found, closest)
 
 
 def overlap_audit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import fsspec
 import numpy as np
@@ -17,19 +17,21 @@ from .verify import THUMB, thumbnail
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
 
 
-def load_shard_images(shards_dir: str, meta: pd.DataFrame, keys: Sequence[str]) -> dict[str, Image.Image]:
-    """key -> RGB image for `keys`, reading each needed shard (metadata column `shard`) once, sequentially."""
-    want = set(map(str, keys))
-    rows = meta[meta["key"].astype(str).isin(want)]
-    out: dict[str, Image.Image] = {}
+def _shard_images(shards_dir: str, meta: pd.DataFrame, keys: set[str]) -> Iterator[tuple[str, Image.Image]]:
+    """(key, RGB image) for `keys`, reading each shard that holds one (metadata column `shard`) once, sequentially."""
+    rows = meta[meta["key"].astype(str).isin(keys)]
     for shard, group in rows.groupby("shard"):
         needed = set(group["key"].astype(str))
         with fsspec.open(f"{shards_dir.rstrip('/')}/{shard}", "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
             for m in tar:
                 stem, dot, ext = m.name.rpartition(".")
                 if stem in needed and f"{dot}{ext}".lower() in IMAGE_EXTS:
-                    out[stem] = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")  # type: ignore[union-attr]
-    return out
+                    yield stem, Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")  # type: ignore[union-attr]
+
+
+def load_shard_images(shards_dir: str, meta: pd.DataFrame, keys: Sequence[str]) -> dict[str, Image.Image]:
+    """key -> RGB image for `keys`."""
+    return dict(_shard_images(shards_dir, meta, set(map(str, keys))))
 
 
 def shard_features(shards_dir: str, meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -43,15 +45,8 @@ def shard_features(shards_dir: str, meta: pd.DataFrame) -> tuple[np.ndarray, np.
     vecs = np.zeros((len(keys), 192), np.float32)
     thumbs = np.zeros((len(keys), THUMB, THUMB, 3), np.uint8)
     seen = np.zeros(len(keys), bool)
-    for shard, group in meta.groupby("shard"):
-        needed = set(group["key"].astype(str))
-        with fsspec.open(f"{shards_dir.rstrip('/')}/{shard}", "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-            for m in tar:
-                stem, dot, ext = m.name.rpartition(".")
-                if stem in needed and f"{dot}{ext}".lower() in IMAGE_EXTS:
-                    img = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")  # type: ignore[union-attr]
-                    vecs[pos[stem]], thumbs[pos[stem]] = descriptor(img), thumbnail(img)
-                    seen[pos[stem]] = True
+    for key, img in _shard_images(shards_dir, meta, set(keys)):
+        vecs[pos[key]], thumbs[pos[key]], seen[pos[key]] = descriptor(img), thumbnail(img), True
     if not seen.all():
         missing = [keys[i] for i in np.flatnonzero(~seen)[:5]]
         raise ValueError(f"{shards_dir}: {int((~seen).sum())} images of metadata.parquet not in their shards "

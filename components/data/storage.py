@@ -78,13 +78,10 @@ def atomic_dir(url: str) -> Iterator[str]:
         with contextlib.suppress(Exception):
             fs.rm(tmp_path, recursive=True)
         raise
-    if not _has_dirs(fs):  # object stores: no directory rename; copy file by file once everything is written
+    if not _has_dirs(fs):  # object stores: no directory rename; move file by file once everything is written
         if fs.exists(path):
             fs.rm(path, recursive=True)
-        for src in fs.find(tmp_path):
-            fs.mv(src, path + src[len(tmp_path) :])
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm(tmp_path, recursive=True)
+        move_tree(fs, tmp_path, path)
     elif fs.exists(path):
         old = posixpath.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
         fs.mv(path, old, recursive=True)
@@ -95,6 +92,18 @@ def atomic_dir(url: str) -> Iterator[str]:
     for d in stale:
         with contextlib.suppress(Exception):
             fs.rm(d, recursive=True)
+
+
+def move_tree(fs: Any, src: str, dst: str) -> None:
+    """Rename directory `src` to `dst`; object stores (no directories: s3fs's recursive mv trips over the prefix)
+    move file by file, so a reader may see a partial `dst` meanwhile (callers publish a marker last)."""
+    if _has_dirs(fs):
+        fs.mv(src, dst, recursive=True)
+        return
+    for f in fs.find(src):
+        fs.mv(f, dst + f[len(src) :])
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(src, recursive=True)
 
 
 def _stale_siblings(fs: Any, parent: str, name: str) -> list[str]:

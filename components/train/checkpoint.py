@@ -14,7 +14,6 @@ Every storage call is retried on transient errors (components.retry); a full dis
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -27,6 +26,7 @@ from typing import Any
 
 import fsspec
 
+from components.data.storage import move_tree
 from components.retry import RetryPolicy, retry_io
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class CheckpointStore:
         staging, final = self._dir(step, staging=True), self._dir(step)
         if self._io(lambda: self.fs.exists(final), "check", final):  # left by a run killed mid-commit: no manifest
             self._io(lambda: self.fs.rm(final, recursive=True), "remove", final)
-        self._io(lambda: self._move_tree(staging, final), "commit (move staging to)", final)
+        self._io(lambda: move_tree(self.fs, staging, final), "commit (move staging to)", final)
         files = {posixpath.relpath(p, final): self._sha256(p) for p in self._files(final)}
         manifest = {"step": step, "files": files, **meta}
         tmp, dest = posixpath.join(final, MANIFEST_TMP), posixpath.join(final, MANIFEST)
@@ -118,17 +118,6 @@ class CheckpointStore:
         self._io(lambda: self.fs.pipe_file(tmp, body), "write manifest", tmp)
         self._io(lambda: self.fs.mv(tmp, dest), "commit manifest", dest)  # a rename on local disk: atomic
         return CheckpointInfo(self.url(step), step, manifest)
-
-    def _move_tree(self, src: str, dst: str) -> None:
-        """Rename a directory; object stores (no directories: s3fs's recursive mv trips over the prefix) go file by file."""
-        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
-        if {"file", "local", "memory"} & set(protocols):
-            self.fs.mv(src, dst, recursive=True)
-            return
-        for f in self.fs.find(src):
-            self.fs.mv(f, dst + f[len(src) :])
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(src, recursive=True)
 
     def _files(self, d: str) -> list[str]:
         found = self._io(lambda: self.fs.find(d), "list", d)
@@ -196,7 +185,7 @@ class CheckpointStore:
         if not differs:
             return None
         dest = f"{self.root}.stale-{int(time.time())}"
-        self._move_tree(self.root, dest)
+        move_tree(self.fs, self.root, dest)
         log.warning(
             "checkpoints in %s were written with different %s; moved to %s, training starts fresh", self.root, differs, dest
         )
