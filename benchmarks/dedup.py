@@ -1,16 +1,17 @@
-"""Benchmark: near-duplicate search cost and recall at 10k and 100k images, ours vs brute-force pairwise Hamming.
+"""Benchmark: near-duplicate search cost and recall at 10k and 100k images, ours vs brute-force peers.
 
 Run from the project root:
     python benchmarks/dedup.py --sizes 10000 100000
-Generates the data itself: N random 64-bit pHashes plus 1% planted copies with 0..threshold bits
-flipped (what a resize / JPEG / jitter does to a pHash), and the 192-d descriptors of N rendered images
-(`tests/components/audit/synthetic.py`: smooth colour fields with discs) plus 1% planted copies made by the
-data synth's transforms (resize, JPEG, 1/16 crop, colour jitter).
-Ours: `components.audit.dedup.find_near_pairs` (FAISS multi-index hashing for the pHash range search,
-an inverted file with sampled centroids for descriptor k-NN). Peer: brute-force pairwise Hamming with
-numpy (chunked popcount over all pairs), the method a small script would use. Also measures hashing
-throughput on real 64x64 images.
-Prints a JSON summary; numbers go to BENCHMARKS.md.
+Renders N images (`tests/components/audit/synthetic.py`: smooth colour fields with three discs) plus 1%
+planted copies made by the data synth's transforms (5/4 resize, JPEG q70, 1/16 crop, colour jitter, cycled),
+and computes each image's pHash and 192-d descriptor, as ingest and the dedup stage do.
+Ours: `components.audit.dedup.find_near_pairs`, the dedup stage's candidate search with the default params
+(pHash Hamming <= 4 by FAISS multi-index hashing, OR descriptor cosine >= 0.8 among the 10 nearest by PCA +
+inverted file), forced onto the large-data indexes at every size so the ratio is a scaling law; also each
+path alone. Peers: brute-force pairwise pHash Hamming with numpy (what a small script, or imagededup's
+PHash, does), and exact descriptor k-NN with FAISS `IndexFlatIP` (brute force, BLAS); above `--peer-max`
+images both are timed on that many query rows and scaled linearly in the rows (estimate).
+The time of a search is the median of `--repeats` runs. Prints a JSON summary; numbers go to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
+
+import faiss
 
 from components.audit import hashing
 from components.audit.dedup import find_near_pairs
@@ -32,31 +37,25 @@ from components.audit.dedup import find_near_pairs
 POP = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
 
-def planted_hashes(n: int, threshold: int, rng: np.random.Generator) -> tuple[np.ndarray, set[tuple[int, int]]]:
-    """(n + n/100, 8) uint8 codes; the last n/100 are copies of random rows with 0..threshold bits flipped."""
-    base = rng.integers(0, 256, (n, 8), dtype=np.uint8)
-    n_dup = n // 100
-    src = rng.choice(n, n_dup, replace=False)
-    bits = np.unpackbits(base[src], axis=1)
-    for row in bits:
-        flip = rng.choice(64, int(rng.integers(0, threshold + 1)), replace=False)
-        row[flip] ^= 1
-    codes = np.concatenate([base, np.packbits(bits, axis=1)])
-    return codes, {(int(s), n + t) for t, s in enumerate(src)}
+def rendered_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, set[tuple[int, int]], float]:
+    """(codes (M, 8) uint8, descriptors (M, 192), planted pairs, hashing seconds); M = n + n/100.
 
-
-def planted_vectors(n: int, rng: np.random.Generator) -> tuple[np.ndarray, set[tuple[int, int]]]:
-    """(n + n/100, 192) descriptors of rendered images; the last n/100 are transformed copies of every 100th image."""
+    Row n + t is a transformed copy of row 100 t. Hashing seconds cover pHash + descriptor only, not rendering.
+    """
     from tests.components.audit.synthetic import TRANSFORMS, base_image, transform
 
-    vecs, dups = [], []
+    rng = np.random.default_rng(seed)
+    imgs, copies = [], []
     for i in range(n):
         img = base_image(rng)
-        vecs.append(hashing.descriptor(img))
-        if i % 100 == 0 and len(dups) < n // 100:
-            dups.append(hashing.descriptor(transform(img, TRANSFORMS[len(dups) % 4], rng)))
-    x = np.stack(vecs + dups).astype(np.float32)
-    return x, {(100 * t, n + t) for t in range(len(dups))}
+        imgs.append(img)
+        if i % 100 == 0 and len(copies) < n // 100:
+            copies.append(transform(img, TRANSFORMS[len(copies) % 4], rng))
+    t0 = time.perf_counter()
+    hexes = [hashing.image_phash(im) for im in imgs + copies]
+    vecs = np.stack([hashing.descriptor(im) for im in imgs + copies]).astype(np.float32)
+    seconds = time.perf_counter() - t0
+    return hashing.hashes_to_bits(hexes), vecs, {(100 * t, n + t) for t in range(len(copies))}, seconds
 
 
 def brute_force_pairs(codes: np.ndarray, threshold: int, rows: int | None = None, chunk: int = 256) -> set[tuple[int, int]]:
@@ -72,60 +71,62 @@ def brute_force_pairs(codes: np.ndarray, threshold: int, rows: int | None = None
     return out
 
 
+def flat_knn_pairs(vecs: np.ndarray, k: int, min_cos: float, rows: int | None = None) -> set[tuple[int, int]]:
+    """Exact k-NN (FAISS IndexFlatIP, O(N^2 D) by BLAS): pairs i < j among the k nearest with cosine >= min_cos."""
+    index = faiss.IndexFlatIP(vecs.shape[1])
+    index.add(vecs)
+    sims, ids = index.search(vecs[: rows or len(vecs)], k + 1)
+    qi, col = np.nonzero(sims >= min_cos)
+    a, b = np.minimum(qi, ids[qi, col]), np.maximum(qi, ids[qi, col])
+    return set(zip(a[a < b].tolist(), b[a < b].tolist()))
+
+
 def score(found: set[tuple[int, int]], truth: set[tuple[int, int]]) -> tuple[float, float]:
     """(recall, precision) of found pairs against the planted ones."""
     tp = len(found & truth)
     return tp / max(len(truth), 1), tp / max(len(found), 1)
 
 
-def run_size(n: int, threshold: int, min_cos: float, peer_max: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    codes, truth = planted_hashes(n, threshold, rng)
-    row: dict = {"n": len(codes)}
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """(median seconds over `repeats` runs, last result)."""
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def run_size(n: int, threshold: int, min_cos: float, k: int, peer_max: int, repeats: int, seed: int) -> dict:
+    codes, vecs, truth, hash_s = rendered_set(n, seed)
+    m = len(codes)
+    row: dict = {"n": m, "hashing_s": hash_s, "hashing_images_per_s": m / hash_s}
     flat_max = hashing.FLAT_MAX
-    hashing.FLAT_MAX = 0  # same index kind (multi-index hashing) at every size, so the ratio is a scaling law
+    hashing.FLAT_MAX = 0  # the large-data indexes at every size, so the ratio is a scaling law
+    try:
+        s, (i, j, _) = timed(lambda: find_near_pairs(codes, threshold, vecs, min_cos, k), repeats)
+        row["ours_s"], row["ours_images_per_s"] = s, m / s
+        row["ours_recall"], row["ours_precision"] = score(set(zip(i.tolist(), j.tolist())), truth)
+        s, _ = timed(lambda: hashing.range_pairs(hashing.build_index(codes, threshold), codes, threshold), repeats)
+        row["ours_phash_only_s"] = s
+        s, _ = timed(lambda: hashing.vector_pairs(hashing.build_vector_index(vecs), vecs, k + 1, min_cos), repeats)
+        row["ours_descriptor_only_s"] = s
+    finally:
+        hashing.FLAT_MAX = flat_max
+    rows = None if m <= peer_max else peer_max  # O(N^2): time `peer_max` query rows, scale linearly in the rows
+    scale = 1.0 if rows is None else m / peer_max
     t0 = time.perf_counter()
-    i, j, _ = find_near_pairs(codes, threshold)
-    row["ours_phash_s"] = time.perf_counter() - t0
-    hashing.FLAT_MAX = flat_max
-    row["ours_phash_images_per_s"] = len(codes) / row["ours_phash_s"]
-    found = set(zip(i.tolist(), j.tolist()))
-    row["ours_phash_recall"], row["ours_phash_precision"] = score(found, truth)
+    peer = brute_force_pairs(codes, threshold, rows=rows)
+    row["peer_phash_bruteforce_s"] = (time.perf_counter() - t0) * scale
     t0 = time.perf_counter()
-    if len(codes) <= peer_max:
-        peer = brute_force_pairs(codes, threshold)
-        row["peer_bruteforce_s"] = time.perf_counter() - t0
-        row["peer_bruteforce_recall"], row["peer_bruteforce_precision"] = score(peer, truth)
-    else:  # O(N^2): time `peer_max` query rows against all N and scale linearly in the rows (estimate)
-        brute_force_pairs(codes, threshold, rows=peer_max)
-        row["peer_bruteforce_s"] = (time.perf_counter() - t0) * len(codes) / peer_max
-        row["peer_bruteforce_estimated_from_rows"] = peer_max
-    row["peer_bruteforce_images_per_s"] = len(codes) / row["peer_bruteforce_s"]
-    vecs, vtruth = planted_vectors(n, rng)
-    # random codes: pHash at radius 0 finds (almost) nothing. Not arange: codes differing only in low bits share
-    # two of the three 21-bit substrings, which makes multi-index hashing scan every code (quadratic)
-    dummy = rng.integers(0, 256, (len(vecs), 8), dtype=np.uint8)
-    hashing.FLAT_MAX = 0  # the inverted file at every size
-    t0 = time.perf_counter()
-    i, j, _ = find_near_pairs(dummy, 0, vecs, min_cos, k=10)
-    row["ours_embed_s"] = time.perf_counter() - t0
-    hashing.FLAT_MAX = flat_max
-    row["ours_embed_images_per_s"] = len(vecs) / row["ours_embed_s"]
-    row["ours_embed_recall"], row["ours_embed_precision"] = score(set(zip(i.tolist(), j.tolist())), vtruth)
+    peer_knn = flat_knn_pairs(vecs, k, min_cos, rows=rows)
+    row["peer_descriptor_flat_s"] = (time.perf_counter() - t0) * scale
+    if rows is None:
+        row["peer_phash_bruteforce_recall"], row["peer_phash_bruteforce_precision"] = score(peer, truth)
+        row["peer_descriptor_flat_recall"], row["peer_descriptor_flat_precision"] = score(peer_knn, truth)
+    else:
+        row["peers_estimated_from_rows"] = peer_max
     return row
-
-
-def hashing_throughput(n: int = 500) -> float:
-    """Images/s of pHash + descriptor on decoded 64x64 images (the per-image, linear part)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    imgs = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(n)]
-    t0 = time.perf_counter()
-    for im in imgs:
-        hashing.image_phash(im)
-        hashing.descriptor(im)
-    return n / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -133,24 +134,24 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     p.add_argument("--threshold", type=int, default=4)
     p.add_argument("--min-cos", type=float, default=0.8)
+    p.add_argument("--knn", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
         "--peer-max",
         type=int,
-        default=20_000,
-        help="above this many images, time the O(N^2) peer on this many query rows and extrapolate",
+        default=10_100,
+        help="above this many images, time the O(N^2) peers on this many query rows and extrapolate",
     )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    rows = [run_size(n, args.threshold, args.min_cos, args.peer_max, args.seed) for n in args.sizes]
+    rows = [run_size(n, args.threshold, args.min_cos, args.knn, args.peer_max, args.repeats, args.seed) for n in args.sizes]
     out = {"machine": f"{platform.machine()} {platform.processor()} python {platform.python_version()}", "rows": rows}
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
-        data = b["n"] / a["n"]
-        out["data_ratio"] = data
-        for k in ("ours_phash_s", "ours_embed_s", "peer_bruteforce_s"):
-            if k in a and k in b:
-                out[f"time_ratio/{k}"] = b[k] / a[k]
-    out["hashing_images_per_s"] = hashing_throughput()
+        out["data_ratio"] = b["n"] / a["n"]
+        for key in a:
+            if key.endswith("_s") and not key.endswith("_per_s") and key in b:
+                out[f"time_ratio/{key}"] = b[key] / a[key]
     print(json.dumps(out, indent=2))
 
 

@@ -51,12 +51,15 @@ def find_near_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, hamming) with i < j: pHash within `radius`, or (with `vecs`) descriptor cosine >= `min_cos` among k-NN."""
     qi, ids, _ = range_pairs(build_index(bits, radius), bits, radius)
-    if vecs is not None:
-        vi, vj, _ = vector_pairs(build_vector_index(vecs), vecs, k + 1, min_cos)
-        qi, ids = np.concatenate([qi, vi, vj]), np.concatenate([ids, vj, vi])
     keep = qi < ids
-    pairs = np.unique(np.stack([qi[keep], ids[keep]], axis=1), axis=0) if keep.any() else np.zeros((0, 2), np.int64)
-    return pairs[:, 0], pairs[:, 1], hamming(bits[pairs[:, 0]], bits[pairs[:, 1]])
+    qi, ids = qi[keep], ids[keep]
+    if vecs is not None:
+        vi, vj, _ = vector_pairs(build_vector_index(vecs), vecs, k + 1, min_cos, self_join=True)  # vi < vj
+        qi, ids = np.concatenate([qi, vi]), np.concatenate([ids, vj])
+    n = np.int64(len(bits))
+    pid = np.unique(qi * n + ids)  # pair id, sorted by (i, j)
+    i, j = pid // n, pid % n
+    return i, j, hamming(bits[i], bits[j])
 
 
 def dedup(
@@ -91,7 +94,8 @@ def dedup(
     if cfg.verify:
         if thumbs is None or len(thumbs) != n:
             raise ValueError("audit.verify is true but no thumbnails (one per metadata row) were passed")
-        res = AlignedVerifier().residual(thumbs[ni], thumbs[nj], both_ways=True)  # either image may be the crop
+        res = AlignedVerifier().residual(thumbs[ni], thumbs[nj], both_ways=True, threshold=cfg.verify_threshold)
+        # (both ways: either image may be the crop)
         keep = res <= cfg.verify_threshold
         ni, nj, nd, res = ni[keep], nj[keep], nd[keep], res[keep]
     pairs = pd.DataFrame(

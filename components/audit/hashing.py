@@ -1,17 +1,24 @@
-"""Perceptual hashes and near-duplicate search over them with a FAISS binary index (never all pairs)."""
+"""Perceptual hashes and image descriptors, and near-duplicate search over them (never all pairs)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
+from faiss.contrib.clustering import two_level_clustering
 from PIL import Image, ImageFilter
 
 from components.data.checks import phash
 
 # below this many indexed hashes an exact flat scan is cheaper than building hash tables
 FLAT_MAX = 20_000
+# vectors drawn to fit the PCA of the descriptor index (a fixed cost, whatever N)
+PCA_SAMPLE = 10_000
+# pairs per block when computing exact cosines (one gather of ~100k pairs x 192 floats took 15x longer than in blocks)
+COS_CHUNK = 8192
 
 
 def hashes_to_bits(hexes: Iterable[str]) -> np.ndarray:
@@ -27,30 +34,115 @@ def image_phash(img: Image.Image) -> str:
     return phash(img)
 
 
-def build_index(bits: np.ndarray, radius: int) -> faiss.IndexBinary:
-    """A binary index over (N, 8) codes that answers Hamming range queries <= `radius` exactly.
+class HammingIndex:
+    """Exact Hamming range search over 64-bit codes by multi-index hashing, with tables sized to the data.
 
-    Small sets: a flat scan. Large sets: multi-index hashing with 3 substrings of 21 bits, probing
-    every bucket within `radius // 3` flipped bits: by pigeonhole one substring of a code within
-    `radius` differs in at most `radius // 3` bits, so recall stays exact, while each query touches
-    a fixed number of nearly empty buckets (2^21 of them): cost grows ~linearly with N. Radii above
-    8 would probe too many buckets and fall back to the flat scan.
+    Pigeonhole: split the 64 bits into 3 substrings; a code within `radius` of a query differs from it
+    in at most `radius // 3` bits of one substring, hence in at most that many bits of that substring's
+    top `b` bits. Each table maps those `b` key bits to the codes holding them (a counting sort: `order`
+    and `starts`, CSR layout); a query probes every key within `radius // 3` flipped bits in each table
+    and the candidates are checked with the full Hamming distance, so the result is exact.
+
+    Hand-written because FAISS's `IndexBinaryMultiHash` (used before) keeps fixed 2^21-bucket hash maps of
+    small vectors: on this CPU its build + search took 24-34x the time for 10x the codes
+    (BENCHMARKS.md). Here `b = log2(N) + 2`, so a table has ~4 slots per code whatever N: the candidates
+    per query and the table's share of cache stay about constant, and queries run in fixed-size numpy
+    chunks.
     """
-    nflip = radius // 3
-    if len(bits) <= FLAT_MAX or nflip > 2:
+
+    def __init__(self, bits: np.ndarray, radius: int, chunk: int = 8192):
+        self.codes = _as_u64(bits)  # (N,) uint64
+        self.radius, self.chunk = radius, chunk
+        nflip = radius // 3
+        n = len(self.codes)
+        b_max = max(8, int(np.ceil(np.log2(max(n, 2)))) + 2)
+        self.tables: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = []
+        shift = 0
+        for w in (22, 21, 21):  # substring widths, low bits first
+            b = min(w, b_max)
+            key_shift = shift + w - b  # the substring's top b bits
+            key = _key(self.codes, key_shift, b)  # (N,)
+            order = np.argsort(key, kind="stable").astype(np.int32)  # codes grouped by key
+            starts = np.zeros((1 << b) + 1, np.int32)  # codes with key k: order[starts[k]:starts[k + 1]]
+            np.cumsum(np.bincount(key, minlength=1 << b), out=starts[1:])
+            flips = np.array(
+                [sum(1 << i for i in c) for f in range(nflip + 1) for c in itertools.combinations(range(b), f)], np.int64
+            )  # (P,) every key within nflip flipped bits
+            self.tables.append((key_shift, b, order, starts, flips))
+            shift += w
+
+    @property
+    def ntotal(self) -> int:
+        """Number of indexed codes."""
+        return len(self.codes)
+
+    def range_pairs(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query i, indexed j, distance d) for every pair with Hamming d <= radius."""
+        qv = _as_u64(queries)  # (Q,)
+        n = np.int64(len(self.codes))
+        out: list[np.ndarray] = []
+        for a in range(0, len(qv), self.chunk):
+            qc = qv[a : a + self.chunk]  # (C,)
+            qs, cs = [], []
+            for key_shift, b, order, starts, flips in self.tables:
+                probes = (_key(qc, key_shift, b)[:, None] ^ flips[None, :]).reshape(-1)  # (C * P,)
+                lo = starts[probes]
+                cnt = starts[probes + 1] - lo
+                hit = np.flatnonzero(cnt)
+                cnt, lo = cnt[hit].astype(np.int64), lo[hit].astype(np.int64)
+                within = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)  # 0..cnt-1 per probe
+                qs.append(np.repeat(hit // len(flips), cnt))
+                cs.append(order[np.repeat(lo, cnt) + within].astype(np.int64))
+            qi, cj = np.concatenate(qs), np.concatenate(cs)  # candidates, with repeats across tables
+            keep = _popcount(qc[qi] ^ self.codes[cj]) <= self.radius
+            out.append(np.unique(qi[keep] * n + cj[keep]) + a * n)  # pair id = query * N + code
+        pid = np.concatenate(out) if out else np.zeros(0, np.int64)
+        qi, cj = pid // n, pid % n
+        return qi, cj, _popcount(qv[qi] ^ self.codes[cj])
+
+
+def _as_u64(bits: np.ndarray) -> np.ndarray:
+    """(N, 8) uint8 packed codes (FAISS layout, first byte = high bits) -> (N,) uint64."""
+    return np.ascontiguousarray(bits, dtype=np.uint8).view(">u8").reshape(-1).astype(np.uint64)
+
+
+def _key(codes: np.ndarray, shift: int, b: int) -> np.ndarray:
+    """(N,) int64: bits [shift, shift + b) of each uint64 code."""
+    return ((codes >> np.uint64(shift)) & np.uint64((1 << b) - 1)).astype(np.int64)
+
+
+_POP8 = np.array([bin(i).count("1") for i in range(256)], np.int64)
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """(N,) int64 set bits of each uint64 (a byte table: np.bitwise_count needs numpy >= 2)."""
+    return _POP8[np.ascontiguousarray(x, dtype=np.uint64).view(np.uint8).reshape(-1, 8)].sum(axis=1)
+
+
+def build_index(bits: np.ndarray, radius: int) -> faiss.IndexBinary | HammingIndex:
+    """An index over (N, 8) codes that answers Hamming range queries <= `radius` exactly.
+
+    Small sets: a FAISS flat scan. Large sets: multi-index hashing (HammingIndex), cost ~linear in N.
+    Radii above 8 would probe too many keys (3 flipped bits of ~20) and fall back to the flat scan.
+    """
+    if len(bits) <= FLAT_MAX or radius // 3 > 2:
         index = faiss.IndexBinaryFlat(64)
-    else:
-        index = faiss.IndexBinaryMultiHash(64, 3, 21)
-        index.nflip = nflip
-    index.add(bits)
-    return index
+        index.add(np.ascontiguousarray(bits, dtype=np.uint8))
+        return index
+    return HammingIndex(bits, radius)
 
 
-def range_pairs(index: faiss.IndexBinary, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def range_pairs(
+    index: faiss.IndexBinary | HammingIndex, queries: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (query i, indexed j, distance d) with Hamming d <= radius, as three int arrays."""
     if len(queries) == 0 or index.ntotal == 0:
         z = np.zeros(0, np.int64)
         return z, z, z
+    if isinstance(index, HammingIndex):
+        if radius != index.radius:
+            raise ValueError(f"HammingIndex built for radius {index.radius}, queried with {radius}")
+        return index.range_pairs(queries)
     lims, dist, ids = index.range_search(queries, radius + 1)  # FAISS radius is strict (<)
     qi = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
     return qi.astype(np.int64), ids.astype(np.int64), dist.astype(np.int64)
@@ -94,37 +186,84 @@ def descriptor(img: Image.Image, size: int = 8, blur: float = 1.5) -> np.ndarray
     return v / (np.linalg.norm(v) + 1e-6)
 
 
-def build_vector_index(vecs: np.ndarray, per_list: int = 64, nprobe: int = 16, seed: int = 0) -> faiss.Index:
-    """Inner-product index over unit vectors: exact flat scan up to FLAT_MAX, else an inverted file (cost ~linear).
+@dataclass(frozen=True)
+class VectorIndex:
+    """A k-NN index over unit vectors, searched in Euclidean distance, and the full vectors for exact cosines."""
 
-    Large sets: `N / per_list` centroids drawn from the data itself (no k-means, whose cost grows with the
-    square of the list count), found through a small HNSW graph; each query scans `nprobe` lists of
-    ~`per_list` vectors, so the work per query stays constant as N grows. HNSW over all N vectors was
-    tried first: 30-39x the time for 10x the data on this CPU (the graph stops fitting in cache).
+    index: faiss.Index  # flat L2 on the full vectors, or PCA -> inverted file (see build_vector_index)
+    vecs: np.ndarray  # (N, D) float32 unit vectors, in index order
+
+    @property
+    def ntotal(self) -> int:
+        """Number of indexed vectors."""
+        return int(self.index.ntotal)
+
+
+def build_vector_index(vecs: np.ndarray, per_list: int = 128, nprobe: int = 8, dim: int = 32, seed: int = 0) -> VectorIndex:
+    """k-NN index over unit vectors: an exact flat scan up to FLAT_MAX, else PCA + a balanced inverted file.
+
+    Large sets (cost ~linear in N): vectors are projected by PCA to `dim` dimensions (trained on a fixed-size
+    sample), cut into `N / per_list` lists by two-level k-means (faiss.contrib.clustering, sqrt(nlist) coarse
+    clusters each split again, so training cost stays near-linear), found through a flat L2 quantizer (an HNSW
+    graph above 4096 lists); each query scans `nprobe` lists of ~`per_list` short vectors, so the work per
+    query stays constant and the lists stay cache-sized. The projection only shortens distances
+    (|P(x - y)| <= |x - y|), so a cosine threshold applied to the projected distance loses no pair; found pairs
+    get their exact cosine from the full vectors (vector_pairs). Measured before this design, on the same
+    data (BENCHMARKS.md): HNSW over all vectors 30-39x the time for 10x the data; an inverted file on centroids
+    sampled from the data 28x (clustered data made its lists unbalanced: a point's list held 3x the mean).
     """
     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
     n, d = vecs.shape
-    if n <= FLAT_MAX:
-        index = faiss.IndexFlatIP(d)
+    if n <= FLAT_MAX or d <= dim:
+        index = faiss.IndexFlatL2(d)
         index.add(vecs)
-        return index
+        return VectorIndex(index, vecs)
+    rng = np.random.default_rng(seed)
+    pca = faiss.PCAMatrix(d, dim)
+    pca.train(vecs[rng.choice(n, min(n, PCA_SAMPLE), replace=False)])
+    low = pca.apply(vecs)
     nlist = max(1, n // per_list)
-    quantizer = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-    quantizer.hnsw.efSearch = 64
-    quantizer.add(vecs[np.random.default_rng(seed).choice(n, nlist, replace=False)])
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.nprobe = nprobe
-    index.add(vecs)  # (faiss's Python wrapper keeps the quantizer alive as long as the index)
-    return index
+    centroids, _ = two_level_clustering(
+        low, max(1, round(nlist**0.5)), nlist, clustering_niter=10, seed=seed, min_points_per_centroid=1
+    )
+    if nlist <= 4096:  # a flat scan of the centroids is cheaper than a graph walk at this size
+        quantizer = faiss.IndexFlatL2(dim)
+    else:
+        quantizer = faiss.IndexHNSWFlat(dim, 32)
+        quantizer.hnsw.efSearch = 64
+    quantizer.add(centroids)
+    ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)
+    ivf.nprobe = nprobe
+    index = faiss.IndexPreTransform(pca, ivf)
+    index.add(vecs)  # (faiss's Python wrapper keeps the quantizer and the PCA alive as long as the index)
+    return VectorIndex(index, vecs)
 
 
-def vector_pairs(index: faiss.Index, queries: np.ndarray, k: int, min_cos: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query i, indexed j, cosine) for the k nearest neighbours of each query with cosine >= min_cos."""
+def vector_pairs(
+    index: VectorIndex, queries: np.ndarray, k: int, min_cos: float, self_join: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query i, indexed j, cosine) for the k nearest neighbours of each unit-vector query with cosine >= min_cos.
+
+    `self_join`: the queries are the indexed vectors themselves, in order; each pair comes once, as i < j,
+    whichever end found the other.
+    """
     if len(queries) == 0 or index.ntotal == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    sims, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, index.ntotal))
-    qi, col = np.nonzero((sims >= min_cos) & (ids >= 0))
-    return qi.astype(np.int64), ids[qi, col].astype(np.int64), sims[qi, col]
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    dist, ids = index.index.search(queries, min(k, index.ntotal))  # squared L2: 2 - 2 cos for unit vectors
+    qi, col = np.nonzero((ids >= 0) & (dist <= 2.0 - 2.0 * min_cos + 1e-4))
+    ids = ids[qi, col]
+    if self_join:  # k-NN is not symmetric: keep a pair found from either end, once, without self-pairs
+        n = np.int64(index.ntotal)
+        pid = np.unique(np.minimum(qi, ids) * n + np.maximum(qi, ids))
+        qi, ids = pid // n, pid % n
+        qi, ids = qi[qi < ids], ids[qi < ids]
+    cos = np.empty(len(qi), np.float32)
+    for a in range(0, len(qi), COS_CHUNK):  # exact, on the full vectors; cache-sized gathers
+        b = a + COS_CHUNK
+        cos[a:b] = np.einsum("pd,pd->p", queries[qi[a:b]], index.vecs[ids[a:b]])
+    keep = cos >= min_cos
+    return qi[keep].astype(np.int64), ids[keep].astype(np.int64), cos[keep]
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

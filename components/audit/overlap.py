@@ -93,10 +93,12 @@ def overlap_candidates(
     min_cos: float = 0.8,
     k: int = 10,
     train_thumbs: np.ndarray | None = None,
+    verify_threshold: float | None = None,
 ) -> pd.DataFrame:
     """Candidate (eval row, train index) pairs: pHash within the threshold, or descriptor cosine >= `min_cos` among k-NN.
 
-    Columns row, train, hamming, residual (aligned pixel check of the pair; NaN without `train_thumbs`).
+    Columns row, train, hamming, residual (aligned pixel check of the pair; NaN without `train_thumbs`; with
+    `verify_threshold`, pairs far above it keep their half-resolution score, see AlignedVerifier.residual).
     """
     q = hashes_to_bits(image_phash(img) for img in ev.images)
     qi, tj, _ = range_pairs(build_index(train_bits, hamming_threshold), q, hamming_threshold)
@@ -108,7 +110,8 @@ def overlap_candidates(
     res = np.full(len(pairs), np.nan, np.float32)
     if train_thumbs is not None and len(pairs):
         ev_thumbs = np.stack([thumbnail(img) for img in ev.images])
-        res = AlignedVerifier().residual(ev_thumbs[pairs[:, 0]], train_thumbs[pairs[:, 1]])  # eval image = the copy
+        res = AlignedVerifier().residual(ev_thumbs[pairs[:, 0]], train_thumbs[pairs[:, 1]], threshold=verify_threshold)
+        # (one way: the eval image is the copy)
     return pd.DataFrame(
         {"row": pairs[:, 0], "train": pairs[:, 1], "hamming": hamming(q[pairs[:, 0]], train_bits[pairs[:, 1]]), "residual": res}
     )
@@ -126,7 +129,7 @@ def find_overlap(
     verify_threshold: float = 0.125,
 ) -> dict[int, list[tuple[str, int]]]:
     """Eval row -> [(train key, Hamming)] of its duplicates: the candidates, verified when `train_thumbs` are given."""
-    c = overlap_candidates(train_bits, ev, threshold, train_vecs, min_cos, k, train_thumbs)
+    c = overlap_candidates(train_bits, ev, threshold, train_vecs, min_cos, k, train_thumbs, verify_threshold)
     if train_thumbs is not None:
         c = c[c["residual"] <= verify_threshold]
     return _by_row(c, train_keys)
@@ -169,7 +172,8 @@ def audit_dataset(
     if cfg.verify and train_thumbs is None:
         raise ValueError("audit.verify is true but no training thumbnails were passed")
     radius = cfg.hamming_threshold if cfg.verify else int(t)
-    c = overlap_candidates(train_bits, ev, radius, vecs, cfg.embedding_threshold, cfg.knn, train_thumbs if cfg.verify else None)
+    thumbs, vt = (train_thumbs, t) if cfg.verify else (None, None)
+    c = overlap_candidates(train_bits, ev, radius, vecs, cfg.embedding_threshold, cfg.knn, thumbs, vt)
     closest: list[tuple[int, str, float, bool]] = []
     if cfg.verify:
         closest = _review_pairs(c, train_keys, t, cfg.html_pairs)

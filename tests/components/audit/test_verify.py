@@ -17,7 +17,7 @@ from components.data.config import SynthConfig
 from components.data.render import Scene, render
 from components.data.synth import build_eval_sets, train_sample
 
-from .synthetic import TRANSFORMS, transform
+from .synthetic import TRANSFORMS, planted_set, transform
 
 THRESHOLD = AuditConfig().verify_threshold
 
@@ -93,3 +93,18 @@ def test_embedded_dataset_ground_truth() -> None:
             tp, fp = tp + hit, fp + len(matches) - hit
     recall, precision = tp / len(truth), tp / max(tp + fp, 1)
     assert recall >= 0.95 and precision >= 0.95, (recall, precision, tp, fp)
+
+
+def test_coarse_to_fine_keeps_every_score_at_or_below_the_threshold() -> None:
+    """With a threshold the screen changes only scores above it: pairs at or below are the full-resolution ones."""
+    train, dups, src = planted_set(60, 12, seed=3)
+    a = np.stack([thumbnail(im) for im in dups + train[:40]])
+    b = np.stack([thumbnail(train[i]) for i in src] + [thumbnail(im) for im in train[20:60]])
+    v = AlignedVerifier()
+    full = v.residual(a, b, both_ways=True)
+    screened = v.residual(a, b, both_ways=True, threshold=0.125)
+    keep = full <= 0.125
+    assert keep[:12].all() and not keep[12:].any()  # the 12 copies pass, the 40 different images do not
+    np.testing.assert_allclose(screened[keep], full[keep], rtol=1e-5)
+    assert (screened[~keep] > 0.125).all()
+    assert (screened != full).any()  # some pairs were settled by the half-resolution pass
