@@ -50,9 +50,14 @@ def _resample_matrix(n: int, lo: float, hi: float, sigma: float) -> np.ndarray:
 
 
 class AlignedVerifier:
-    """Scores pairs of thumbnails; lower is more alike (see the module docstring)."""
+    """Scores pairs of thumbnails; lower is more alike (see the module docstring).
 
-    def __init__(self, size: int = THUMB, crop: float = 1 / 16, steps: int = 5, blur: float = 1.0, batch: int = 128):
+    `batch` pairs are scored at once. Small on purpose: at 128 pairs the (H, T, P*3*T) intermediates are ~40 MB,
+    each allocated and returned to the OS per batch (page faults: half the time was system time); 8 pairs
+    keep them in reused heap memory and ran 3.7x faster on 2 CPU cores.
+    """
+
+    def __init__(self, size: int = THUMB, crop: float = 1 / 16, steps: int = 5, blur: float = 1.0, batch: int = 8):
         m = size * crop
         offsets = np.linspace(0, m, steps)
         spans = [((0.0, size), (0.0, size))] + [((o, size - m + o), (p, size - m + p)) for o in offsets for p in offsets]
