@@ -14,7 +14,16 @@ import pandas as pd
 from components.io import write_atomic, write_json, write_parquet
 
 from .config import AuditConfig
-from .hashing import build_index, build_vector_index, clusters, hamming, hashes_to_bits, range_pairs, vector_pairs
+from .hashing import (
+    build_index,
+    build_vector_index,
+    clusters,
+    hamming,
+    hashes_to_bits,
+    range_pairs,
+    unique_ints,
+    vector_pairs,
+)
 from .verify import AlignedVerifier
 
 
@@ -57,7 +66,7 @@ def find_near_pairs(
         vi, vj, _ = vector_pairs(build_vector_index(vecs), vecs, k + 1, min_cos, self_join=True)  # vi < vj
         qi, ids = np.concatenate([qi, vi]), np.concatenate([ids, vj])
     n = np.int64(len(bits))
-    pid = np.unique(qi * n + ids)  # pair id, sorted by (i, j)
+    pid = unique_ints(qi * n + ids)  # pair id, sorted by (i, j)
     i, j = pid // n, pid % n
     return i, j, hamming(bits[i], bits[j])
 

@@ -13,7 +13,7 @@ from tests.kill import kill_session
 
 pytestmark = [pytest.mark.faults, pytest.mark.smoke]
 
-FLOW = '''
+FLOW = """
 import sys, time
 from pathlib import Path
 from prefect import flow, task
@@ -35,7 +35,7 @@ def probe(d: str) -> str:
 
 if __name__ == "__main__":
     probe(sys.argv[1])
-'''
+"""
 
 
 def _wait_for(path: Path, proc, log: Path, timeout: float = 120) -> None:
