@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.retry import full_error, is_full
+
 
 def json_safe(obj: Any) -> Any:
     """JSON-safe: numpy scalars -> Python, NaN/inf -> None."""
@@ -37,6 +39,10 @@ def _atomic(path: Path | str, write: Any) -> Path | str:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are for people and other stages
         os.replace(tmp, path)
+    except OSError as e:
+        if is_full(e):  # name the file the stage was writing, not the temp file
+            raise full_error("write", str(path), e) from e
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -53,6 +59,10 @@ def _atomic_remote(url: str, write: Any) -> str:
         write(tmp)
         fs, path = fsspec.core.url_to_fs(url)
         fs.put_file(tmp, path)
+    except OSError as e:
+        if is_full(e):
+            raise full_error("write", url, e) from e
+        raise
     finally:
         os.unlink(tmp)
     return url

@@ -19,6 +19,8 @@ FLAT_MAX = 20_000
 PCA_SAMPLE = 10_000
 # pairs per block when computing exact cosines (one gather of ~100k pairs x 192 floats took 15x longer than in blocks)
 COS_CHUNK = 8192
+# inverted lists found by a flat scan of their centroids up to this many lists, by an HNSW graph beyond
+FLAT_QUANTIZER_MAX = 4096
 
 
 def hashes_to_bits(hexes: Iterable[str]) -> np.ndarray:
@@ -47,7 +49,8 @@ class HammingIndex:
     small vectors: on this CPU its build + search took 24-34x the time for 10x the codes
     (BENCHMARKS.md). Here `b = log2(N) + 2`, so a table has ~4 slots per code whatever N: the candidates
     per query and the table's share of cache stay about constant, and queries run in fixed-size numpy
-    chunks.
+    chunks. Beyond ~2^20 codes the keys reach the full substring width and stop growing: random collisions
+    per query then grow with N again, as in FAISS.
     """
 
     def __init__(self, bits: np.ndarray, radius: int, chunk: int = 8192):
@@ -232,7 +235,7 @@ def build_vector_index(vecs: np.ndarray, per_list: int = 128, nprobe: int = 8, d
     centroids, _ = two_level_clustering(
         low, max(1, round(nlist**0.5)), nlist, clustering_niter=10, seed=seed, min_points_per_centroid=1
     )
-    if nlist <= 4096:  # a flat scan of the centroids is cheaper than a graph walk at this size
+    if nlist <= FLAT_QUANTIZER_MAX:  # a flat scan of the centroids is cheaper than a graph walk at this size
         quantizer = faiss.IndexFlatL2(dim)
     else:
         quantizer = faiss.IndexHNSWFlat(dim, 32)

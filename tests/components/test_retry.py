@@ -151,3 +151,19 @@ def test_ingest_onto_full_storage_fails_clearly_and_publishes_nothing(tmp_path, 
         ingest([str(raw / "train")], out, IngestConfig(num_workers=0, samples_per_shard=20, progress=False))
     fs, path = fsspec.core.url_to_fs(out)
     assert not fs.exists(path)  # no truncated shard or table published as the stage's output
+
+
+def test_atomic_write_on_a_full_disk_names_the_file(tmp_path, monkeypatch) -> None:
+    """components.io: ENOSPC while writing an output raises StorageFullError naming the output, and leaves no file."""
+    import pandas as pd
+
+    from components import io
+
+    def no_space(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", no_space)
+    target = tmp_path / "audit" / "dedup_pairs.parquet"
+    with pytest.raises(StorageFullError, match=r"write .*audit/dedup_pairs\.parquet: no space left"):
+        io.write_parquet(target, pd.DataFrame({"a": [1]}))
+    assert list(target.parent.iterdir()) == []  # neither the output nor its temp file

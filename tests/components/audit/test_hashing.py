@@ -74,6 +74,18 @@ def test_inverted_file_finds_planted_vectors(monkeypatch) -> None:
     np.testing.assert_allclose(cos, np.einsum("pd,pd->p", x[3000:][qi], x[ids]), rtol=1e-6)
 
 
+def test_graph_quantizer_beyond_the_flat_limit(monkeypatch) -> None:
+    """Past FLAT_QUANTIZER_MAX lists the centroids sit in an HNSW graph; the planted pairs are still found."""
+    x = _planted_vectors(np.random.default_rng(2))
+    monkeypatch.setattr(hashing, "FLAT_MAX", 0)
+    monkeypatch.setattr(hashing, "FLAT_QUANTIZER_MAX", 4)
+    index = hashing.build_vector_index(x)
+    ivf = hashing.faiss.downcast_index(index.index.index)
+    assert isinstance(hashing.faiss.downcast_index(ivf.quantizer), hashing.faiss.IndexHNSWFlat)
+    qi, ids, _ = hashing.vector_pairs(index, x[3000:], 5, 0.9)
+    assert {(i, 3000 + i) for i in range(50)} <= {(int(i), int(j)) for i, j in zip(qi, ids)}
+
+
 def test_projected_search_loses_no_pair_above_the_threshold(monkeypatch) -> None:
     """PCA only shortens distances: every list probed and no k cut-off give exactly the exact scan's pairs."""
     x = _planted_vectors(np.random.default_rng(1), n=1500)
