@@ -71,3 +71,43 @@ def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
     assert "Running stage" not in run(["dvc", "repro", "train"], proj).stdout  # and now it is recorded as done
     print(f"killed {len(killed)} processes; resumed from step {resume_at}")
     shutil.rmtree(ray_tmp, ignore_errors=True)  # the killed Ray's session files
+
+
+def test_prefect_flow_killed_during_training_resumes_when_run_again(tmp_path: Path) -> None:
+    """The Prefect flow (`clip-pipeline run`, driver, its temporary Prefect API and Ray all SIGKILLed) run again resumes."""
+    proj = make_tiny_project(tmp_path / "proj", **{"train.steps": 24, "train.ckpt_every": 4, "train.log_every": 2})
+    run(["clip-pipeline", "data", "synth"], proj)
+    e = env()
+    ray_tmp = f"/tmp/rp-{uuid.uuid4().hex[:8]}"
+    e.update(CLIP_RAY_TMPDIR=ray_tmp, RAY_memory_monitor_refresh_ms="0", PREFECT_HOME=str(tmp_path / "prefect"))
+    e.update(PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    e.pop("PREFECT_API_URL", None)  # Prefect's temporary local API, inside the killed session
+    cmd = ["clip-pipeline", "run", "--stages", "ingest", "dedup", "train"]
+    ckpts = proj / "out" / "train" / "checkpoints"
+    log = tmp_path / "flow1.log"
+    p = subprocess.Popen(cmd, cwd=proj, env=e, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        t0 = time.time()
+        while not list(ckpts.glob("step-*/manifest.json")):
+            assert p.poll() is None, log.read_text()[-3000:]
+            assert time.time() - t0 < 600, log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        killed = kill_session(p.pid)
+        p.wait()
+        for pid in _pids_mentioning(ray_tmp):
+            subprocess.run(["kill", "-9", str(pid)], check=False)
+    assert p.pid in killed and not session_pids(p.pid)
+    resume_at = CheckpointStore(str(proj / "out" / "train")).latest_good().step
+    assert 0 < resume_at < 24
+
+    again = subprocess.run(cmd, cwd=proj, env=e, capture_output=True, text=True, timeout=900)  # the same flow, again
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-4000:]
+    assert f"(step {resume_at})" in out, out[-4000:]  # ingest ran again; same shard names and sizes: same resume_key
+    rows = [json.loads(x) for x in (proj / "out" / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(2, 25, 2))
+    assert {r.get("resumed_from") for r in rows if r["step"] > resume_at} == {resume_at}
+    assert (proj / "out" / "train" / "model" / "model.safetensors").exists()
+    print(f"killed {len(killed)} processes; flow re-run resumed from step {resume_at}")
+    shutil.rmtree(ray_tmp, ignore_errors=True)
