@@ -21,7 +21,7 @@ from .hashing import (
     hamming,
     hashes_to_bits,
     range_pairs,
-    unique_ints,
+    unique_pairs,
     vector_pairs,
 )
 from .verify import AlignedVerifier
@@ -65,9 +65,7 @@ def find_near_pairs(
     if vecs is not None:
         vi, vj, _ = vector_pairs(build_vector_index(vecs), vecs, k + 1, min_cos, self_join=True)  # vi < vj
         qi, ids = np.concatenate([qi, vi]), np.concatenate([ids, vj])
-    n = np.int64(len(bits))
-    pid = unique_ints(qi * n + ids)  # pair id, sorted by (i, j)
-    i, j = pid // n, pid % n
+    i, j = unique_pairs(qi, ids, len(bits))
     return i, j, hamming(bits[i], bits[j])
 
 

@@ -110,6 +110,12 @@ def unique_ints(x: np.ndarray) -> np.ndarray:
     return s[np.concatenate([[True], s[1:] != s[:-1]])] if len(s) else s
 
 
+def unique_pairs(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (i, j) pairs sorted by i then j, for 0 <= j < n, as two int64 arrays."""
+    pid = unique_ints(np.asarray(i, np.int64) * np.int64(n) + np.asarray(j, np.int64))
+    return pid // n, pid % n
+
+
 def _as_u64(bits: np.ndarray) -> np.ndarray:
     """(N, 8) uint8 packed codes (FAISS layout, first byte = high bits) -> (N,) uint64."""
     return np.ascontiguousarray(bits, dtype=np.uint8).view(">u8").reshape(-1).astype(np.uint64)
@@ -263,9 +269,7 @@ def vector_pairs(
     qi, col = np.nonzero((ids >= 0) & (dist <= 2.0 - 2.0 * min_cos + 1e-4))
     ids = ids[qi, col]
     if self_join:  # k-NN is not symmetric: keep a pair found from either end, once, without self-pairs
-        n = np.int64(index.ntotal)
-        pid = unique_ints(np.minimum(qi, ids) * n + np.maximum(qi, ids))
-        qi, ids = pid // n, pid % n
+        qi, ids = unique_pairs(np.minimum(qi, ids), np.maximum(qi, ids), index.ntotal)
         qi, ids = qi[qi < ids], ids[qi < ids]
     cos = np.empty(len(qi), np.float32)
     for a in range(0, len(qi), COS_CHUNK):  # exact, on the full vectors; cache-sized gathers
@@ -277,4 +281,4 @@ def vector_pairs(
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise Hamming distance of two (P, 8) uint8 code arrays."""
-    return np.unpackbits(np.bitwise_xor(a, b), axis=1).sum(axis=1).astype(np.int64)
+    return _popcount(_as_u64(a) ^ _as_u64(b))

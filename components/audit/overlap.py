@@ -29,6 +29,7 @@ from .hashing import (
     image_phash,
     nearest,
     range_pairs,
+    unique_pairs,
     vector_pairs,
 )
 from .stats import SplitStats, bonferroni, split_stats
@@ -106,7 +107,7 @@ def overlap_candidates(
         ev_vecs = np.stack([descriptor(img) for img in ev.images]) if ev.images else np.zeros((0, train_vecs.shape[1]))
         vi, vj, _ = vector_pairs(build_vector_index(train_vecs), ev_vecs, k, min_cos)
         qi, tj = np.concatenate([qi, vi]), np.concatenate([tj, vj])
-    pairs = np.unique(np.stack([qi, tj], axis=1), axis=0) if len(qi) else np.zeros((0, 2), np.int64)
+    pairs = np.stack(unique_pairs(qi, tj, len(train_bits)), axis=1)  # (P, 2) sorted distinct (row, train)
     res = np.full(len(pairs), np.nan, np.float32)
     if train_thumbs is not None and len(pairs):
         ev_thumbs = np.stack([thumbnail(img) for img in ev.images])

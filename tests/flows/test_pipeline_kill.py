@@ -29,16 +29,13 @@ def _pids_mentioning(text: str) -> list[int]:
     return out
 
 
-def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
-    proj = make_tiny_project(tmp_path / "proj", **{"train.steps": 24, "train.ckpt_every": 4, "train.log_every": 2})
-    run(["clip-pipeline", "data", "synth"], proj)
-    e = env()
-    ray_tmp = f"/tmp/rf-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths must stay under 107 characters
-    e.update(CLIP_RAY_TMPDIR=ray_tmp, RAY_memory_monitor_refresh_ms="0")  # other jobs on a shared box must not OOM-kill ours
+def _kill_after_first_checkpoint(cmd: list[str], proj: Path, e: dict[str, str], log: Path, ray_tmp: str) -> tuple[int, list[int]]:
+    """Start `cmd` in its own session; once the first checkpoint commits, SIGKILL the session and that Ray's leftovers.
+
+    Returns (the session's pid, the pids killed).
+    """
     ckpts = proj / "out" / "train" / "checkpoints"
-    log = tmp_path / "repro1.log"
-    p = subprocess.Popen(["dvc", "repro", "train"], cwd=proj, env=e, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                         start_new_session=True)  # fmt: skip
+    p = subprocess.Popen(cmd, cwd=proj, env=e, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         t0 = time.time()
         while not list(ckpts.glob("step-*/manifest.json")):  # first checkpoint committed: kill now, mid-training
@@ -46,11 +43,22 @@ def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
             assert time.time() - t0 < 600, log.read_text()[-3000:]
             time.sleep(0.2)
     finally:
-        killed = kill_session(p.pid)  # SIGKILL: the dvc driver, clip-pipeline, Ray's GCS, raylet and train workers
+        killed = kill_session(p.pid)  # SIGKILL: the driver, clip-pipeline, Ray's GCS, raylet and train workers
         p.wait()
         for pid in _pids_mentioning(ray_tmp):  # anything of that Ray outside the session
             subprocess.run(["kill", "-9", str(pid)], check=False)
-    assert p.pid in killed and not session_pids(p.pid)
+    return p.pid, killed
+
+
+def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
+    proj = make_tiny_project(tmp_path / "proj", **{"train.steps": 24, "train.ckpt_every": 4, "train.log_every": 2})
+    run(["clip-pipeline", "data", "synth"], proj)
+    e = env()
+    ray_tmp = f"/tmp/rf-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths must stay under 107 characters
+    e.update(CLIP_RAY_TMPDIR=ray_tmp, RAY_memory_monitor_refresh_ms="0")  # other jobs on a shared box must not OOM-kill ours
+    log = tmp_path / "repro1.log"
+    sid, killed = _kill_after_first_checkpoint(["dvc", "repro", "train"], proj, e, log, ray_tmp)
+    assert sid in killed and not session_pids(sid)
     assert "Running stage 'train'" in log.read_text()
     ingest_mtimes = {f: f.stat().st_mtime_ns for f in (proj / "out" / "ingest").rglob("*") if f.is_file()}
     assert ingest_mtimes
@@ -83,21 +91,8 @@ def test_prefect_flow_killed_during_training_resumes_when_run_again(tmp_path: Pa
     e.update(PREFECT_SERVER_ANALYTICS_ENABLED="false")
     e.pop("PREFECT_API_URL", None)  # Prefect's temporary local API, inside the killed session
     cmd = ["clip-pipeline", "run", "--stages", "ingest", "dedup", "train"]
-    ckpts = proj / "out" / "train" / "checkpoints"
-    log = tmp_path / "flow1.log"
-    p = subprocess.Popen(cmd, cwd=proj, env=e, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        t0 = time.time()
-        while not list(ckpts.glob("step-*/manifest.json")):
-            assert p.poll() is None, log.read_text()[-3000:]
-            assert time.time() - t0 < 600, log.read_text()[-3000:]
-            time.sleep(0.2)
-    finally:
-        killed = kill_session(p.pid)
-        p.wait()
-        for pid in _pids_mentioning(ray_tmp):
-            subprocess.run(["kill", "-9", str(pid)], check=False)
-    assert p.pid in killed and not session_pids(p.pid)
+    sid, killed = _kill_after_first_checkpoint(cmd, proj, e, tmp_path / "flow1.log", ray_tmp)
+    assert sid in killed and not session_pids(sid)
     resume_at = CheckpointStore(str(proj / "out" / "train")).latest_good().step
     assert 0 < resume_at < 24
 
