@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint install clean
+.PHONY: demo test test-all lint install clean gpu-wheels gpu-ray-wheels gpu-dry-run
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null || { echo "need $(PY) (set PY=python3.x)"; exit 1; }
@@ -28,6 +28,16 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/lint-imports
+
+# The GPU kit (BENCHMARKS.md, GPU section): wheels to carry, and its rehearsal on this CPU machine.
+gpu-wheels:
+	PY=$(PY) bash benchmarks/gpu_wheels.sh
+
+gpu-ray-wheels:
+	PY=$(PY) bash benchmarks/gpu_ray_wheels.sh
+
+gpu-dry-run: $(STAMP)
+	PY=$(BIN)/python bash benchmarks/gpu_check.sh --cpu-dry-run
 
 clean:
 	rm -rf $(VENV) .pytest_cache out

@@ -1,4 +1,4 @@
-"""Shared fixtures and tier handling: `gpu` tests skip without CUDA."""
+"""Shared fixtures and tier handling: `gpu` tests skip without CUDA, unless the GPU kit's CPU dry run asks for them."""
 
 from __future__ import annotations
 
@@ -10,13 +10,26 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+# benchmarks/gpu_check.sh --cpu-dry-run sets this: the `gpu` tier then runs on CPU (gloo, tiny sizes), so
+# the first run on a GPU machine is not the tests' first run.
+DRY_RUN = os.environ.get("CLIP_GPU_DRY_RUN") == "1"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() or DRY_RUN:
         return
     skip = pytest.mark.skip(reason="needs CUDA")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture()
+def gpu_device():
+    """The device of a `gpu` test: CUDA, or CPU in the kit's dry run."""
+    import torch
+
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+

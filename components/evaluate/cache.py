@@ -75,7 +75,11 @@ def encode_images(
     """Encode images -> (N, D) float32 L2-normalised features, manifest order."""
     device = next(model.parameters()).device
     transform = transform or image_transform(model.cfg.vision_cfg.image_size, is_train=False)
-    loader = DataLoader(ImageListDataset(images, transform), batch_size=batch_size, num_workers=num_workers, shuffle=False)
+    on_cuda = device.type == "cuda"
+    # pinned host batches copy to the GPU asynchronously, overlapping the next batch's decode
+    loader = DataLoader(
+        ImageListDataset(images, transform), batch_size=batch_size, num_workers=num_workers, shuffle=False, pin_memory=on_cuda
+    )
     if progress:
         from tqdm.auto import tqdm
 
@@ -85,12 +89,12 @@ def encode_images(
     out = []
     for x, _ in loader:
         with autocast(device, precision):
-            feats = model.encode_image(x.to(device))  # (B, D)
-        out.append(F.normalize(feats.float(), dim=-1).cpu())
+            feats = model.encode_image(x.to(device, non_blocking=on_cuda))  # (B, D)
+        out.append(F.normalize(feats.float(), dim=-1))  # stays on the device: no sync per batch
     model.train(was_training)
     if not out:
         return torch.zeros(0, model.cfg.embed_dim)
-    return torch.cat(out)
+    return torch.cat(out).cpu()
 
 
 @torch.no_grad()
