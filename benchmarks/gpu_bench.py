@@ -398,7 +398,7 @@ def cmd_eval(args: argparse.Namespace) -> dict:
 
     device = _device()
     small = args.small
-    model_name, batch, n = ("tiny", 16, 64) if small else ("ViT-B-32", 256, 4096)
+    model_name, batch, n = ("tiny", 16, 64) if small else ("ViT-B-32", 256, 8192)
     workers = 2 if small else max(1, (os.cpu_count() or 2) - 2)
     img_dir = Path(args.work) / "eval_images"
     img_dir.mkdir(parents=True, exist_ok=True)
