@@ -189,19 +189,23 @@ class Contestant:
 class Ours(Contestant):
     """The training loop's engine and loss (`build_engine`, `build_loss`), one optimiser step per batch."""
 
-    def __init__(self, model_name: str, state: dict, batch: int, device: torch.device, strategy: str):
+    def __init__(self, model_name: str, state: dict, batch: int, device: torch.device, strategy: str, stage: int = 2,
+                 ds_overrides: dict | None = None):  # fmt: skip
         from components.train.config import TrainConfig
         from components.train.engine import build_engine
         from components.train.loop import _setup_distributed, build_loss, build_model
         from infra.deepspeed_config import deepspeed_config
 
-        self.name = f"ours ({'DeepSpeed ZeRO-2' if strategy == 'deepspeed' else 'DDP engine'})"
+        self.name = f"ours ({f'DeepSpeed ZeRO-{stage}' if strategy == 'deepspeed' else 'DDP engine'})"
         cfg = TrainConfig(model=model_name, batch_size=batch, steps=10**6, warmup=10, precision="bf16", strategy=strategy,
-                          zero_stage=2, use_gpu=device.type == "cuda", workers=1, cpus_per_worker=os.cpu_count() or 1)  # fmt: skip
+                          zero_stage=stage, use_gpu=device.type == "cuda", workers=1,
+                          cpus_per_worker=os.cpu_count() or 1)  # fmt: skip
         _setup_distributed(cfg)  # a 1-rank NCCL (gloo on CPU) group for DeepSpeed, as the loop makes one
         model = build_model(cfg)
         model.load_state_dict(state)
-        ds = deepspeed_config(2, "bf16", batch, 1, cfg.grad_clip) if strategy == "deepspeed" else None
+        ds = deepspeed_config(stage, "bf16", batch, 1, cfg.grad_clip) if strategy == "deepspeed" else None
+        for key, value in (ds_overrides or {}).items():  # one level deep: {"zero_optimization": {...}} merges
+            ds[key] = {**ds[key], **value} if isinstance(value, dict) and isinstance(ds.get(key), dict) else value
         self.engine = build_engine(model, cfg, device, ds)
         self.loss_fn = build_loss(cfg)
 
@@ -344,7 +348,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
                                       warmup, steps, batch, device)  # fmt: skip
                 batches.close()
                 results.setdefault(mode, {}).setdefault(w, []).append(res)
-                print(f"  {mode:7s} {w:10s} {res['samples_per_s']:9.1f} samples/s  peak {res['peak_mem_gib']:.2f} GiB", flush=True)
+                sps, peak = res["samples_per_s"], res["peak_mem_gib"]
+                print(f"  {mode:7s} {w:10s} {sps:9.1f} samples/s  peak {peak:.2f} GiB", flush=True)
 
     rows = []
     for mode, by_who in results.items():
@@ -379,7 +384,8 @@ def clip_benchmark_loop(model, paths: list[str], transform, batch: int, workers:
     from components.evaluate.cache import ImageListDataset
 
     loader = DataLoader(ImageListDataset(paths, transform), batch_size=batch, num_workers=workers, shuffle=False)
-    classifier = torch.nn.functional.normalize(torch.randn(model.cfg.embed_dim, 10, generator=torch.Generator().manual_seed(1)), dim=0)
+    g = torch.Generator().manual_seed(1)
+    classifier = torch.nn.functional.normalize(torch.randn(model.cfg.embed_dim, 10, generator=g), dim=0)  # (D, K)
     classifier = classifier.to(device)
     # its loop opens `torch.autocast(device, enabled=amp)` with the device type's default dtype (fp16 on CUDA);
     # created inside this bf16 context it inherits bf16, so both loops run the same precision
@@ -391,8 +397,6 @@ def clip_benchmark_loop(model, paths: list[str], transform, batch: int, workers:
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
-    import io
-
     import clip_core
     from components.evaluate.cache import encode_images
 
@@ -442,7 +446,6 @@ def cmd_eval(args: argparse.Namespace) -> dict:
                 m.encode_image(x)
             _sync(device)
             compute[name] = batch * reps / (time.perf_counter() - t0)
-    del io
     result = {"model": model_name, "images": n, "batch": batch, "workers": workers, "device": str(device),
               "rounds": rows, "top1_agreement_with_clip_benchmark": agree,
               "compute_images_per_s": compute}  # fmt: skip
@@ -450,21 +453,87 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     print("| eval encode (bf16) | ours | CLIP_benchmark loop | ours / peer |")
     print("|---|---|---|---|")
     o, t = last["ours_images_per_s"], last["clip_benchmark_images_per_s"]
-    print(f"| {model_name}, {n} JPEGs from disk, batch {batch}, {workers} workers | {o:.0f} img/s | {t:.0f} img/s | {o / t:.2f}x |")
+    setting = f"{model_name}, {n} JPEGs from disk, batch {batch}, {workers} workers"
+    print(f"| {setting} | {o:.0f} img/s | {t:.0f} img/s | {o / t:.2f}x |")
     c, p = compute["clip_core"], compute["open_clip"]
     print(f"| image tower only, tensors on {device.type} | {c:.0f} img/s | open_clip model {p:.0f} img/s | {c / p:.2f}x |")
     print(f"predictions agree with CLIP_benchmark's loop on {100 * agree:.1f}% of images")
     return result
 
 
+def cmd_ds(args: argparse.Namespace) -> dict:
+    """Where DeepSpeed's step time goes on one device: ZeRO 0-3 against the DDP engine, and a profile of each step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    import clip_core
+
+    device = _device()
+    model_name, batch, warmup, steps = ("tiny", 8, 2, 4) if args.small else ("ViT-B-32", 256, 10, 20)
+    torch.manual_seed(0)
+    cfg = clip_core.get_model_config(model_name)
+    state = clip_core.create_model(cfg).state_dict()
+    fixed = synthetic_batch(cfg, batch, device)
+
+    def batches():
+        while True:
+            yield fixed
+
+    # ZeRO-3 goes last: its engine replaces torch.nn.functional.linear process-wide (DeepSpeed's
+    # zero3_linear_wrap) and the patch outlives the engine, so anything measured after it is slowed too
+    variants = [
+        ("DDP engine", "ddp", 0, None),
+        ("ZeRO-0", "deepspeed", 0, None),
+        ("ZeRO-0, bf16 immediate_grad_update", "deepspeed", 0, {"bf16": {"immediate_grad_update": True}}),
+        ("ZeRO-1", "deepspeed", 1, None),
+        ("ZeRO-2 (template)", "deepspeed", 2, None),
+        ("ZeRO-2, gradient_clipping 0", "deepspeed", 2, {"gradient_clipping": 0.0}),
+        ("ZeRO-2, overlap_comm", "deepspeed", 2, {"zero_optimization": {"overlap_comm": True}}),
+        ("ZeRO-2, 5e8 buckets", "deepspeed", 2, {"zero_optimization": {"reduce_bucket_size": 500_000_000,
+                                                                       "allgather_bucket_size": 500_000_000}}),
+    ]  # fmt: skip
+    rows = []
+
+    def measure(label, strategy, stage, over):
+        res = time_contestant(lambda: Ours(model_name, state, batch, device, strategy, stage, over), batches(), warmup,
+                              steps, batch, device)  # fmt: skip
+        rows.append({"variant": label, "strategy": strategy, "stage": stage, "overrides": over, **res})
+        print(f"  {label:38s} {res['samples_per_s']:9.1f} samples/s  peak {res['peak_mem_gib']:.2f} GiB", flush=True)
+
+    for v in variants:
+        measure(*v)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    profiles = {}
+    for strategy, stage in (("ddp", 0), ("deepspeed", 2)):
+        c = Ours(model_name, state, batch, device, strategy, stage)
+        for _ in range(3):
+            c.step(*fixed)
+        _sync(device)
+        with profile(activities=activities) as prof:
+            for _ in range(5):
+                c.step(*fixed)
+            _sync(device)
+        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        table = prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60)
+        cpu_table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=60)
+        launches = sum(e.count for e in prof.key_averages() if e.key in ("cudaLaunchKernel", "cuLaunchKernelEx"))
+        profiles[f"{strategy}{stage}"] = {"by_device_time": table, "by_cpu_time": cpu_table,
+                                          "kernel_launches_per_step": launches / 5}  # fmt: skip
+        print(f"== profile {strategy} ZeRO-{stage}: {launches / 5:.0f} kernel launches per step\n{cpu_table}", flush=True)
+        del c
+    measure("ZeRO-3", "deepspeed", 3, None)
+    result = {"model": model_name, "batch": batch, "device": str(device), "rows": rows, "profiles": profiles}
+    _write(args.out, "ds", result)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["env", "train", "eval"])
+    ap.add_argument("command", choices=["env", "train", "eval", "ds"])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--work", default=os.environ.get("TMPDIR", "/tmp") + "/gpu_kit_work", help="scratch for shards/images")
     ap.add_argument("--small", action="store_true", help="CPU dry-run sizes")
     args = ap.parse_args()
-    {"env": cmd_env, "train": cmd_train, "eval": cmd_eval}[args.command](args)
+    {"env": cmd_env, "train": cmd_train, "eval": cmd_eval, "ds": cmd_ds}[args.command](args)
 
 
 if __name__ == "__main__":

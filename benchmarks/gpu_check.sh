@@ -11,7 +11,10 @@
 #   3. tests: pytest -m gpu (DDP bf16/fp16, DeepSpeed ZeRO 2/3 over NCCL, resume, eval encode, linear probe on CUDA)
 #   4. train: ViT-B-32 train-step benchmark, ours (DDP engine, DeepSpeed) vs open_clip, compute-only and from shards
 #   5. eval: encode benchmark, ours vs CLIP_benchmark's loop
-# Everything lands in $OUT (at most 8 files): kit.log, summary.md, env.json, train.json, eval.json, gpu_tests.xml.
+#   6. ds: where DeepSpeed's step time goes on one GPU (ZeRO 0-3 vs the DDP engine, torch.profiler tables)
+# KIT_STEPS="env tests train eval ds" (the default) picks steps; install always runs.
+# Everything lands in $OUT (at most 8 files): kit.log, summary.md, env.json, train.json, eval.json, ds.json,
+# gpu_tests.xml.
 # Ray is not installed there (its wheel alone is 79 MB): the tests call the per-worker training function
 # directly under torch.distributed, which is what Ray Train's workers call.
 set -uo pipefail
@@ -73,11 +76,14 @@ export DRY PY SITE
 export -f kit_install
 step install 240 bash -c kit_install
 export PYTHONPATH=$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}
-step env 90 "$PY" benchmarks/gpu_bench.py env --out "$OUT" "${SMALL[@]}"
-step tests 300 "$PY" -m pytest -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" \
+KIT_STEPS=" ${KIT_STEPS:-env tests train eval ds} "
+want() { [[ $KIT_STEPS == *" $1 "* ]]; }
+want env && step env 90 "$PY" benchmarks/gpu_bench.py env --out "$OUT" "${SMALL[@]}"
+want tests && step tests 300 "$PY" -m pytest -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" \
   tests/components/train/test_train_gpu.py tests/components/evaluate/test_eval_gpu.py
-step train 300 "$PY" benchmarks/gpu_bench.py train --out "$OUT" --work "$WORK" "${SMALL[@]}"
-step eval 180 "$PY" benchmarks/gpu_bench.py eval --out "$OUT" --work "$WORK" "${SMALL[@]}"
+want train && step train 300 "$PY" benchmarks/gpu_bench.py train --out "$OUT" --work "$WORK" "${SMALL[@]}"
+want eval && step eval 180 "$PY" benchmarks/gpu_bench.py eval --out "$OUT" --work "$WORK" "${SMALL[@]}"
+want ds && step ds 240 "$PY" benchmarks/gpu_bench.py ds --out "$OUT" "${SMALL[@]}"
 
 {
   echo "# GPU kit $(date -u +%Y-%m-%dT%H:%MZ): $( ((DRY)) && echo 'CPU dry run' || echo 'GPU run'), $((SECONDS - KIT_START)) s"
@@ -90,7 +96,7 @@ step eval 180 "$PY" benchmarks/gpu_bench.py eval --out "$OUT" --work "$WORK" "${
   echo
   grep -E "^(FAILED|ERROR) |[0-9]+ (passed|failed|error)" "$LOG" | head -20
   echo
-  grep -E "^\||^ViT|^tiny|^predictions" "$LOG"
+  grep -E "^\||^ViT|^tiny|^predictions|^  (DDP engine|ZeRO)|kernel launches per step" "$LOG"
 } > "$OUT/summary.md"
 rm -rf "$WORK"
 if (( ! DRY )) && [[ -f .whl_ray/a/ray.part-aa ]]; then  # for benchmarks/gpu_ray_check.sh, the next call

@@ -60,7 +60,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ray.json").write_text(json.dumps(result, indent=2))
     print(f"ray {result['ray']}: Ray Train ran the training loop on {'the GPU' if use_gpu else 'CPU'} in {wall:.0f} s; "
-          f"loss {result['first_loss']:.3f} -> {result['last_loss']:.3f}; model exported: {result['model_exported']}")  # fmt: skip
+          f"loss {result['first_loss']:.3f} -> {result['last_loss']:.3f}; "
+          f"model exported: {result['model_exported']}")  # fmt: skip
     if not (result["last_loss"] < result["first_loss"] and result["model_exported"]):
         sys.exit(1)
 
