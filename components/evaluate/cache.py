@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from clip_core import image_transform
+
+from .images import FileImages, ImageSource, IndexedImages, StreamedImages, decode_image
+from .images import open_image as open_image  # re-exported: callers imported it from here before images.py
+
+log = logging.getLogger(__name__)
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -29,29 +34,58 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def open_image(location: str) -> Image.Image:
-    """A local path or any fsspec URL -> RGB PIL image."""
-    if "://" in location:
-        import fsspec
+class _IndexedDataset(Dataset):
+    """An indexed source through a transform -> (tensor, index, error); an unreadable image gives a blank and its error."""
 
-        with fsspec.open(location, "rb") as f:
-            return Image.open(io.BytesIO(f.read())).convert("RGB")
-    with Image.open(location) as im:
-        return im.convert("RGB")
-
-
-class ImageListDataset(Dataset):
-    """Images from a list of locations through a transform; returns (tensor, index)."""
-
-    def __init__(self, images: Sequence[str], transform: Callable):
-        self.images = list(images)
-        self.transform = transform
+    def __init__(self, source: IndexedImages, transform: Callable):
+        self.source, self.transform = source, transform
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.source)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(open_image(self.images[i])), i
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
+        try:
+            return self.transform(self.source.load(i)), i, ""
+        except UNREADABLE as e:
+            return self.transform(BLANK), i, f"{_location(self.source, i)}: {type(e).__name__}: {e}"
+
+
+class _StreamedDataset(IterableDataset):
+    """A streamed source through a transform; DataLoader workers split it (by shard) and rows carry their index."""
+
+    def __init__(self, source: StreamedImages, transform: Callable):
+        self.source, self.transform = source, transform
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int, str]]:
+        info = get_worker_info()
+        worker, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        for i, data in self.source.stream(worker, n):
+            try:
+                if isinstance(data, Exception):
+                    raise data
+                yield self.transform(decode_image(data)), i, ""
+            except UNREADABLE as e:
+                yield self.transform(BLANK), i, f"{_location(self.source, i)}: {type(e).__name__}: {e}"
+
+
+# what a broken or truncated image raises in PIL (UnidentifiedImageError is an OSError), or a missing file
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+BLANK = Image.new("RGB", (32, 32))  # stands in for an unreadable image so the batch keeps its shape
+
+
+def _location(source: object, i: int) -> str:
+    locations = getattr(source, "locations", None)
+    return str(locations[i]) if locations is not None else f"image {i}"
+
+
+def as_source(images: Sequence[str] | ImageSource) -> ImageSource:
+    """A list of paths/URLs becomes a FileImages source; a source passes through."""
+    return images if isinstance(images, (IndexedImages, StreamedImages)) else FileImages(images)
+
+
+def valid_rows(features: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(N,) bool: rows of images that decoded (`encode_images` leaves NaN rows for the others)."""
+    return ~np.isnan(np.asarray(features)).any(axis=1)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -64,7 +98,7 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 @torch.no_grad()
 def encode_images(
     model: torch.nn.Module,
-    images: Sequence[str],
+    images: Sequence[str] | ImageSource,
     transform: Callable | None = None,
     batch_size: int = 64,
     num_workers: int = 0,
@@ -72,29 +106,42 @@ def encode_images(
     progress: bool = False,
     desc: str = "encode",
 ) -> torch.Tensor:
-    """Encode images -> (N, D) float32 L2-normalised features, manifest order."""
+    """Encode images (paths/URLs or an ImageSource) -> (N, D) float32 L2-normalised features, source order.
+
+    An image that cannot be decoded gives a NaN row (see `valid_rows`) and one warning line naming it:
+    the caller counts and reports it; the run goes on.
+    """
     device = next(model.parameters()).device
     transform = transform or image_transform(model.cfg.vision_cfg.image_size, is_train=False)
+    source = as_source(images)
     on_cuda = device.type == "cuda"
+    if isinstance(source, StreamedImages):
+        data: Dataset = _StreamedDataset(source, transform)
+    else:
+        data = _IndexedDataset(source, transform)
     # pinned host batches copy to the GPU asynchronously, overlapping the next batch's decode
-    loader = DataLoader(
-        ImageListDataset(images, transform), batch_size=batch_size, num_workers=num_workers, shuffle=False, pin_memory=on_cuda
-    )
+    loader = DataLoader(data, batch_size=batch_size, num_workers=num_workers, shuffle=False, pin_memory=on_cuda)
     if progress:
         from tqdm.auto import tqdm
 
-        loader = tqdm(loader, desc=desc, unit="batch")
+        loader = tqdm(loader, desc=desc, unit="batch", total=-(-len(source) // batch_size))
     was_training = model.training
     model.eval()
-    out = []
-    for x, _ in loader:
+    out = torch.full((len(source), model.cfg.embed_dim), float("nan"), device=device)  # (N, D)
+    seen = torch.zeros(len(source), dtype=torch.bool)
+    for x, idx, errors in loader:
         with autocast(device, precision):
             feats = model.encode_image(x.to(device, non_blocking=on_cuda))  # (B, D)
-        out.append(F.normalize(feats.float(), dim=-1))  # stays on the device: no sync per batch
+        ok = torch.tensor([not e for e in errors])
+        out[idx[ok].to(device)] = F.normalize(feats.float(), dim=-1)[ok.to(device)]  # stays on the device: no sync
+        seen[idx] = True
+        for e in errors:
+            if e:
+                log.warning("%s: unreadable image skipped (%s)", desc, e)
     model.train(was_training)
-    if not out:
-        return torch.zeros(0, model.cfg.embed_dim)
-    return torch.cat(out).cpu()
+    if not seen.all():  # a streamed source that yielded fewer rows than it announced
+        log.warning("%s: %d image(s) never delivered by the source; counted as unreadable", desc, int((~seen).sum()))
+    return out.cpu()
 
 
 @torch.no_grad()
@@ -115,7 +162,11 @@ def encode_texts(
 def cache_key(
     dataset: str, split: str, checkpoint_sha256: str, transform: dict, precision: str, manifest_sha256: str = ""
 ) -> str:
-    """A file-name-safe key; any change of checkpoint, transform, precision or manifest gives a new key."""
+    """A file-name-safe key; any change of checkpoint, transform, precision or dataset fingerprint gives a new key.
+
+    `manifest_sha256` is the dataset's fingerprint: the manifest's sha256 for manifest directories (so
+    their keys are what they always were), the readers' `EvalDataset.fingerprint` for other formats.
+    """
     spec = json.dumps(
         {"ckpt": checkpoint_sha256, "transform": transform, "precision": precision, "manifest": manifest_sha256},
         sort_keys=True,
@@ -183,7 +234,7 @@ def cached_image_features(
     model: torch.nn.Module,
     checkpoint_sha256: str,
     dataset: str,
-    images: Sequence[str],
+    images: Sequence[str] | ImageSource,
     split: str = "all",
     manifest_sha256: str = "",
     batch_size: int = 64,
@@ -192,14 +243,18 @@ def cached_image_features(
     progress: bool = False,
     encode: Callable[..., torch.Tensor] = encode_images,
 ) -> np.ndarray:
-    """(N, D) normalised float32 features of `images`, from the cache or encoded once and stored."""
+    """(N, D) normalised float32 features of `images`, from the cache or encoded once and stored.
+
+    Unreadable images are NaN rows (stored as such, so a cache hit reports them again; see `valid_rows`).
+    """
+    n = len(images)
     key = cache_key(dataset, split, checkpoint_sha256, transform_spec(model), precision, manifest_sha256)
     meta = {
         "dataset": dataset,
         "split": split,
         "checkpoint_sha256": checkpoint_sha256,
         "precision": precision,
-        "n": str(len(images)),
+        "n": str(n),
     }
 
     def compute() -> torch.Tensor:
@@ -208,8 +263,8 @@ def cached_image_features(
         )
 
     feats = cache.get_or_compute(key, compute, meta)
-    if feats.shape[0] != len(images):
-        raise ValueError(f"{cache.path(key)}: holds {feats.shape[0]} rows for {len(images)} images; delete it and re-run")
+    if feats.shape[0] != n:
+        raise ValueError(f"{cache.path(key)}: holds {feats.shape[0]} rows for {n} images; delete it and re-run")
     return feats.numpy()
 
 

@@ -17,7 +17,9 @@ class EvaluateConfig:
         num_workers: DataLoader workers for image decoding (0 = in the main process).
         precision: "fp32" or "bf16" (autocast around the image and text towers).
         device: "auto" (CUDA when available), "cpu" or "cuda".
-        datasets: names of eval datasets to run; empty = every directory found under the eval root.
+        datasets: eval datasets to run, in order; empty = every manifest directory under the eval root. Each entry
+            is `{name: spec}` (spec: a path or fsspec URL, format detected, or `manifest:`/`wds:`/`imagefolder:PATH`,
+            `torchvision:NAME:ROOT`; see components/evaluate/readers) or a plain name of a directory under the eval root.
         tasks: which of TASKS to run (each only where the dataset supports it).
         cache_dir: embedding cache directory; empty = `<out_dir>/cache`.
         recall_ks: k values of retrieval recall@k.
@@ -37,7 +39,7 @@ class EvaluateConfig:
     num_workers: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    datasets: tuple[str, ...] = ()
+    datasets: tuple[str | dict[str, str], ...] = ()
     tasks: tuple[str, ...] = TASKS
     cache_dir: str = ""
     recall_ks: tuple[int, ...] = (1, 5, 10)
@@ -54,6 +56,11 @@ class EvaluateConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        for i, entry in enumerate(self.datasets):
+            if isinstance(entry, dict) and (
+                len(entry) != 1 or not all(isinstance(x, str) and x for kv in entry.items() for x in kv)
+            ):
+                raise ValueError(f"datasets[{i}]: expected one `name: spec` pair of strings, got {entry!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         unknown = sorted(set(self.tasks) - set(TASKS))

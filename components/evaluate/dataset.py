@@ -1,11 +1,16 @@
-"""Read evaluation dataset directories (manifest.csv, classnames.txt, templates.txt, dataset.json) and split them."""
+"""EvalDataset (what every eval reader yields), the manifest-directory reader, and probe splits.
+
+The manifest directory (manifest.csv, classnames.txt, templates.txt, dataset.json) is this project's
+own format and its reader lives here; the other formats' readers are in `readers/`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,20 +28,27 @@ def load_templates(name_or_path: str | Path = "imagenet") -> list[str]:
 
 @dataclass(frozen=True)
 class EvalDataset:
-    """One evaluation set: image locations plus labels and/or captions, as the directory format describes."""
+    """One evaluation set: images plus labels (or multi-hot targets, or captions), whatever format it came from."""
 
     name: str
     root: str
-    images: list[str]  # absolute paths or URLs, manifest order
+    images: list[str]  # a location per image (path, URL, `shard.tar#member`, `torchvision:NAME:split[i]`), source order
     labels: np.ndarray | None = None  # (N,) int64
     captions: list[list[str]] | None = None
     classnames: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
-    split: np.ndarray | None = None  # (N,) str, from an optional `split` column
+    split: np.ndarray | None = None  # (N,) str: a manifest `split` column, or the format's train/test folders
     keys: list[str] | None = None
     shift_of: str | None = None
     task: str = "classification"
     manifest_sha256: str = ""
+    # formats beyond the manifest directory
+    source: Any = None  # an ImageSource (images.py) when the images are not files; None: the files in `images`
+    targets: np.ndarray | None = None  # (N, C) multi-hot, multilabel sets (mAP)
+    eval_split: str | None = None  # zero-shot/retrieval only on rows of this split (formats with a real test split)
+    fingerprint: str = ""  # identity of the images for the embedding cache key (the manifest's sha256 for manifests)
+    format: str = "manifest"
+    n_corrupt: int = 0  # images dropped because they could not be decoded
 
     def __len__(self) -> int:
         return len(self.images)
@@ -46,8 +58,45 @@ class EvalDataset:
         return self.labels is not None and len(self.classnames) > 0
 
     @property
+    def has_multilabel(self) -> bool:
+        return self.targets is not None and len(self.classnames) > 0
+
+    @property
     def has_retrieval(self) -> bool:
         return self.captions is not None
+
+    def image_source(self) -> Any:
+        """What the encoder reads: the format's own source, or the image files."""
+        from .images import FileImages
+
+        return self.source if self.source is not None else FileImages(self.images, self.fingerprint)
+
+    def eval_rows(self) -> np.ndarray:
+        """Row indices zero-shot and retrieval score: the `eval_split` rows, or every row."""
+        if self.eval_split is None or self.split is None:
+            return np.arange(len(self))
+        return np.flatnonzero(self.split == self.eval_split)
+
+    def without(self, rows: np.ndarray) -> EvalDataset:
+        """A copy without `rows` (images that did not decode), counted in `n_corrupt`; only for after encoding."""
+        keep = np.setdiff1d(np.arange(len(self)), rows)
+
+        def take(x: Any) -> Any:
+            if x is None:
+                return None
+            return x[keep] if isinstance(x, np.ndarray) else [x[i] for i in keep]
+
+        return replace(
+            self,
+            images=take(self.images),
+            labels=take(self.labels),
+            captions=take(self.captions),
+            split=take(self.split),
+            keys=take(self.keys),
+            targets=take(self.targets),
+            source=None,  # rows no longer match the source's; features are already computed
+            n_corrupt=self.n_corrupt + len(np.unique(rows)),
+        )
 
 
 def _resolve(root: Path, image: str) -> str:
@@ -99,6 +148,7 @@ def load_eval_dataset(root: str | Path) -> EvalDataset:
         shift_of=meta.get("shift_of"),
         task=meta.get("task", "classification" if labels is not None else "retrieval"),
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
+        fingerprint=hashlib.sha256(raw).hexdigest(),
     )
 
 

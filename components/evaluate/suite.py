@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,12 @@ import torch
 
 from components.io import json_safe, write_atomic
 
-from .cache import EmbeddingCache, cached_image_features, cached_text_features, encode_images, file_sha256
+from .cache import EmbeddingCache, cached_image_features, cached_text_features, encode_images, file_sha256, valid_rows
 from .config import EvaluateConfig
-from .dataset import EvalDataset, discover_eval_datasets, load_eval_dataset, probe_splits
+from .dataset import EvalDataset, load_eval_dataset, probe_splits
 from .linear_probe import LinearProbeResult, fewshot_curve, linear_probe, plot_fewshot
+from .readers import resolve_datasets
+from .results import benchmark_csv, flat_metrics, results_tables
 from .retrieval import flatten_captions, retrieval_metrics
 from .robustness import ShiftAccuracy, effective_robustness, plot_robustness
 from .zeroshot import (
@@ -25,10 +28,13 @@ from .zeroshot import (
     classification_metrics,
     classifier_from_prompt_features,
     evaluate_zeroshot,
+    multilabel_metrics,
     plot_confusion,
     prompts,
     zeroshot_logits,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class _Run:
             "task": task,
             "metrics": json_safe(metrics),
             "language": "en",
+            "format": ds.format,
+            "n_corrupt": ds.n_corrupt,  # images left out because they could not be decoded
             **json_safe(extra),
         }
         self.records.append(rec)
@@ -117,18 +125,31 @@ class _Run:
         )
 
 
+def _zeroshot_classifier(run: _Run, ds: EvalDataset) -> torch.Tensor:
+    texts = prompts(ds.classnames, ds.templates)
+    feats_txt = cached_text_features(
+        run.text_cache, run.model, run.tokenizer, run.text_id, f"{ds.name}-prompts", texts, run.cfg.precision
+    )
+    return classifier_from_prompt_features(feats_txt, len(ds.classnames), len(ds.templates))
+
+
+def _run_multilabel(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
+    rows = ds.eval_rows()
+    logits = zeroshot_logits(feats[rows], _zeroshot_classifier(run, ds))
+    metrics = multilabel_metrics(logits, ds.targets[rows])
+    run.record(ds, "zeroshot_classification", metrics, n_images=len(rows), n_classes=len(ds.classnames))
+
+
 def _run_classification(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
     tasks, cfg = run.cfg.tasks, run.cfg
     n_classes = len(ds.classnames)
     if "zeroshot_classification" in tasks:
-        texts = prompts(ds.classnames, ds.templates)
-        feats_txt = cached_text_features(
-            run.text_cache, run.model, run.tokenizer, run.text_id, f"{ds.name}-prompts", texts, cfg.precision
-        )
-        clf = classifier_from_prompt_features(feats_txt, len(ds.classnames), len(ds.templates))
+        clf = _zeroshot_classifier(run, ds)
         run.zs_classifiers[ds.name] = clf
-        zs = evaluate_zeroshot(feats, ds.labels, clf)
-        save_predictions(run.out_dir / "results" / ds.name / "zeroshot_predictions.csv", ds, zs.logits.argmax(dim=1).numpy())
+        rows = ds.eval_rows()  # every row, or the format's test split
+        zs = evaluate_zeroshot(feats[rows], ds.labels[rows], clf)
+        pred_csv = run.out_dir / "results" / ds.name / "zeroshot_predictions.csv"
+        save_predictions(pred_csv, ds, zs.logits.argmax(dim=1).numpy(), rows)
         png = plot_confusion(
             zs.confusion, ds.classnames, run.out_dir / "plots" / f"{ds.name}__confusion.png", f"{ds.name}: zero-shot"
         )
@@ -137,7 +158,7 @@ def _run_classification(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
             ds,
             "zeroshot_classification",
             zs.metrics,
-            n_images=len(ds),
+            n_images=len(rows),
             n_classes=n_classes,
             n_templates=len(ds.templates),
             confusion_matrix=zs.confusion.tolist(),
@@ -163,23 +184,26 @@ def _run_classification(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
         run.record(ds, "fewshot", {f"lp_acc1@{r['k']}shot": r["lp_acc1"] for r in rows}, curve=rows, zeroshot_acc1_test=zs_test)
 
 
-def save_predictions(path: Path, ds: EvalDataset, pred: np.ndarray) -> Path:
-    """Per-sample zero-shot predictions (manifest order) for the overlap audit: index, key, image, label, prediction, correct."""
+def save_predictions(path: Path, ds: EvalDataset, pred: np.ndarray, rows: np.ndarray | None = None) -> Path:
+    """Per-sample zero-shot predictions (dataset order) for the overlap audit: index, key, image, label, prediction, correct."""
     import pandas as pd
 
-    df = pd.DataFrame({"index": np.arange(len(ds)), "key": ds.keys or [""] * len(ds), "image": ds.images})
-    df["label"], df["prediction"] = ds.labels, pred
+    rows = np.arange(len(ds)) if rows is None else rows
+    keys = [ds.keys[i] for i in rows] if ds.keys else [""] * len(rows)
+    df = pd.DataFrame({"index": rows, "key": keys, "image": [ds.images[i] for i in rows]})
+    df["label"], df["prediction"] = ds.labels[rows], pred
     df["correct"] = df["label"] == df["prediction"]
     return write_atomic(path, df.to_csv(index=False))
 
 
 def _run_retrieval(run: _Run, ds: EvalDataset, feats: np.ndarray) -> None:
-    texts, owner = flatten_captions(ds.captions)
+    rows = ds.eval_rows()
+    texts, owner = flatten_captions([ds.captions[i] for i in rows])
     txt = cached_text_features(
         run.text_cache, run.model, run.tokenizer, run.text_id, f"{ds.name}-captions", texts, run.cfg.precision
     )
-    metrics = retrieval_metrics(feats, txt, owner, run.cfg.recall_ks)
-    run.record(ds, "zeroshot_retrieval", metrics, n_images=len(ds), n_texts=len(texts))
+    metrics = retrieval_metrics(feats[rows], txt, owner, run.cfg.recall_ks)
+    run.record(ds, "zeroshot_retrieval", metrics, n_images=len(rows), n_texts=len(texts))
 
 
 def _shift_accuracy(
@@ -218,74 +242,47 @@ def _run_robustness(run: _Run, datasets: list[EvalDataset], feats: dict[str, np.
         run.record(base, "robustness", flat, shifts=rows)
 
 
-def flat_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
-    """`{dataset}/{task}/{metric}` -> value for every scalar metric (for `dvc metrics show`)."""
-    out = {}
-    for r in records:
-        for k, v in r["metrics"].items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                out[f"{r['dataset']}/{r['task']}/{k}"] = v
-    return out
-
-
-def results_tables(records: list[dict[str, Any]]) -> tuple[str, str]:
-    """(markdown, html): one table per task, one row per dataset, scalar metrics as columns."""
-    import pandas as pd
-
-    md, html = [], ["<html><head><meta charset='utf-8'><title>evaluation</title></head><body>"]
-    for task in dict.fromkeys(r["task"] for r in records):
-        rows = [
-            {"dataset": r["dataset"], **{k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}}
-            for r in records
-            if r["task"] == task
-        ]
-        df = pd.DataFrame(rows).set_index("dataset")
-        md.append(f"### {task}\n\n{df.to_markdown(floatfmt='.4f') if _has_tabulate() else df.to_string()}\n")
-        html.append(f"<h3>{task}</h3>{df.to_html(float_format=lambda x: f'{x:.4f}')}")
-    html.append("</body></html>")
-    return "\n".join(md), "\n".join(html)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | Path, cfg: EvaluateConfig) -> EvaluateResult:
     """Run the whole suite for one model directory over every eval set under `eval_root`; write under `out_dir`."""
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model, tokenizer, sha = load_model_dir(model_dir, device)
-    datasets = discover_eval_datasets(eval_root, cfg.datasets)
+    probing = bool({"linear_probe", "fewshot"} & set(cfg.tasks))
+    datasets = resolve_datasets(eval_root, cfg.datasets, with_train=probing)
     if not datasets:
-        raise FileNotFoundError(f"{eval_root}: no eval datasets (directories with manifest.csv)")
+        raise FileNotFoundError(
+            f"{eval_root}: no eval datasets (directories with manifest.csv); or list them in evaluate.datasets"
+        )
     cache = EmbeddingCache(cfg.cache_dir or out_dir / "cache")
     text_id = sha + file_sha256(Path(model_dir) / "tokenizer.json")
     text_cache = EmbeddingCache(cache.root)  # own counters: `encoded`/`cached` count image sets
     run = _Run(model, tokenizer, Path(model_dir).name, sha, text_id, text_cache, cfg, device, out_dir)
-    feats = {
-        ds.name: cached_image_features(
+    feats = {}
+    for i, ds in enumerate(datasets):
+        f = cached_image_features(
             cache,
             model,
             sha,
             ds.name,
-            ds.images,
+            ds.image_source(),
             "all",
-            ds.manifest_sha256,
+            ds.fingerprint,
             cfg.batch_size,
             cfg.num_workers,
             cfg.precision,
             cfg.progress,
         )
-        for ds in datasets
-    }
+        ok = valid_rows(f)
+        datasets[i] = ds = ds.without(np.flatnonzero(~ok)) if not ok.all() else ds
+        feats[ds.name] = f[ok]
+        if ds.n_corrupt:
+            log.warning("%s: %d unreadable image(s) left out (n_corrupt in its results)", ds.name, ds.n_corrupt)
     for ds in datasets:
         if ds.has_classification:
             _run_classification(run, ds, feats[ds.name])
+        if ds.has_multilabel and "zeroshot_classification" in cfg.tasks:
+            _run_multilabel(run, ds, feats[ds.name])
         if ds.has_retrieval and "zeroshot_retrieval" in cfg.tasks:
             _run_retrieval(run, ds, feats[ds.name])
     if "robustness" in cfg.tasks:
@@ -296,6 +293,7 @@ def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | 
     write_atomic(out_dir / "results.json", json.dumps(run.records, indent=2))
     write_atomic(out_dir / "results.md", md)
     write_atomic(out_dir / "results.html", html)
+    write_atomic(out_dir / "benchmark.csv", benchmark_csv(run.records))  # `clip_benchmark build`'s table format
     write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
     write_atomic(
         out_dir / "run.json",
@@ -306,7 +304,9 @@ def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | 
                     "checkpoint_sha256": sha,
                     "config": dataclasses.asdict(cfg),
                     "git_revision": _git_revision(),
-                    "datasets": {d.name: d.manifest_sha256 for d in datasets},
+                    "datasets": {
+                        d.name: {"format": d.format, "fingerprint": d.fingerprint, "n_corrupt": d.n_corrupt} for d in datasets
+                    },
                     "cache": {
                         "encoded": cache.misses,
                         "cached": cache.hits,
@@ -335,5 +335,6 @@ def quick_zeroshot_accuracy(
         raise ValueError(f"{eval_dir}: not a classification set (needs label column and classnames.txt)")
     n = len(ds) if max_images is None else min(max_images, len(ds))
     feats = encode_images(model, ds.images[:n], batch_size=batch_size, precision=precision)
+    ok = valid_rows(feats)  # unreadable images are left out
     clf = build_classifier(model, tokenizer, ds.classnames, ds.templates, precision)
-    return classification_metrics(zeroshot_logits(feats, clf), ds.labels[:n])
+    return classification_metrics(zeroshot_logits(feats[ok], clf), ds.labels[:n][ok])

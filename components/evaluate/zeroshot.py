@@ -60,6 +60,27 @@ def classification_metrics(logits: torch.Tensor, labels: np.ndarray | torch.Tens
     return {"acc1": acc1, "acc5": acc5, "mean_per_class_recall": float(balanced_accuracy_score(labels.numpy(), pred.numpy()))}
 
 
+def average_precision_per_class(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(C,) average precision of each class from (N, C) scores and (N, C) multi-hot targets.
+
+    CLIP_benchmark's definition (from torchnet's APMeter): precision at each positive's rank, averaged
+    over the class's positives (0 for a class with none); ties broken by torch.sort's order.
+    """
+    scores, targets = torch.as_tensor(scores).float(), torch.as_tensor(targets)
+    ranks = torch.arange(1, scores.shape[0] + 1).float()
+    ap = torch.zeros(scores.shape[1])
+    for k in range(scores.shape[1]):
+        truth = targets[torch.sort(scores[:, k], 0, True)[1], k]
+        precision = truth.float().cumsum(0) / ranks
+        ap[k] = precision[truth.bool()].sum() / max(float(truth.sum()), 1)
+    return ap
+
+
+def multilabel_metrics(logits: torch.Tensor, targets: np.ndarray | torch.Tensor) -> dict[str, float]:
+    """mean_average_precision: the mean over classes of `average_precision_per_class` (CLIP_benchmark's multilabel metric)."""
+    return {"mean_average_precision": average_precision_per_class(logits, torch.as_tensor(np.asarray(targets))).mean().item()}
+
+
 @dataclass(frozen=True)
 class ZeroShotResult:
     """Metrics plus the (N, C) logits and the (C, C) confusion matrix (rows: true class)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,6 +12,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model directory (default: OUT/train/model)")
     p.add_argument("--eval-root", default=None, help="eval datasets root (default: data.raw_root/eval)")
     p.add_argument("--out", default=None, help="output directory (default: OUT/evaluate)")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="evaluate this dataset instead of evaluate.datasets (repeatable); SPEC: a path or URL (format detected) or "
+        "manifest:|wds:|imagefolder:PATH, torchvision:NAME:ROOT",
+    )
     p.set_defaults(func=_evaluate)
 
 
@@ -19,12 +28,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     from flows.stages import eval_root, evaluate_at, out_path
 
     params = load_params(args.params, args.overrides)
+    cfg = params.evaluate
+    if args.dataset:
+        cfg = dataclasses.replace(cfg, datasets=tuple(_dataset_entry(d) for d in args.dataset))
     result = evaluate_at(  # paths or URLs (s3://...): remote ones go through local working copies
         args.model or out_path(params, "train", "model"),
         args.eval_root or eval_root(params),
         args.out or out_path(params, "evaluate"),
-        params.evaluate,
+        cfg,
     )
     print(result.table_markdown)
     print(f"\nencoded {result.encoded} eval set(s), {result.cached} from cache; results in {result.out_dir}")
     return 0
+
+
+def _dataset_entry(arg: str) -> dict[str, str]:
+    name, sep, spec = arg.partition("=")
+    if not sep or not name or not spec:
+        raise SystemExit(f"--dataset {arg!r}: expected NAME=SPEC, e.g. --dataset cifar10=torchvision:CIFAR10:/data/cifar")
+    return {name: spec}
