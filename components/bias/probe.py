@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components.evaluate.cache import EmbeddingCache, cached_image_features, cached_text_features, file_sha256
+from components.evaluate.cache import EmbeddingCache, cached_image_features, cached_text_features, file_sha256, valid_rows
 from components.evaluate.dataset import EvalDataset, load_eval_dataset, stratified_split
 from components.evaluate.suite import load_model_dir, resolve_device
 from components.evaluate.zeroshot import classifier_from_prompt_features, prompts, zeroshot_logits
@@ -111,6 +111,11 @@ def run_bias_probe(
     feats = cached_image_features(
         cache, model, sha, ds.name, ds.images, "all", ds.manifest_sha256, cfg.batch_size, 0, cfg.precision, cfg.progress
     )  # (N, D): the evaluation's features when it ran with the same precision
+    bad = [ds.images[i] for i in np.flatnonzero(~valid_rows(feats))]
+    if bad:  # group statistics over a silently smaller set would mislead: fix or drop the rows first
+        raise ValueError(
+            f"{dataset_dir}: {len(bad)} image(s) cannot be decoded ({bad[:3]}...); replace them or remove their rows"
+        )
     image_cached = cache.hits > 0
     text_id = sha + file_sha256(Path(model_dir) / "tokenizer.json")
     predicted = {}

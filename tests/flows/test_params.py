@@ -55,3 +55,14 @@ def test_build_config_types() -> None:
         build_config(_Outer, {}, "x")
     with pytest.raises(ParamsError, match=r"x.sizes\[1\]: expected an integer"):
         build_config(_Outer, {"mode": "a", "sizes": [1, True]}, "x")
+
+
+def test_evaluate_datasets_take_name_spec_entries_and_plain_names(tmp_path) -> None:
+    p = tmp_path / "params.yaml"
+    p.write_text(Path("params.yaml").read_text())
+    cfg = load_params(p, ["evaluate.datasets=[colors, {cifar: 'torchvision:CIFAR10:/data/cifar'}]"]).evaluate
+    assert cfg.datasets == ("colors", {"cifar": "torchvision:CIFAR10:/data/cifar"})
+    with pytest.raises(ParamsError, match=r"evaluate: datasets\[0\]: expected one `name: spec` pair"):
+        load_params(p, ["evaluate.datasets=[{a: x, b: y}]"])
+    with pytest.raises(ParamsError, match=r"evaluate.datasets\[0\]"):
+        load_params(p, ["evaluate.datasets=[3]"])

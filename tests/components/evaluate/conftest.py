@@ -93,3 +93,106 @@ def make_classification_dir():
 def model_factory():
     """Factory: (build_tiny_model, save_model_dir)."""
     return build_tiny_model, save_model_dir
+
+
+# ----------------------------------------------------------------------------- the same images in every eval format
+def colour_images(n_classes: int = 3, per_class: int = 4) -> dict[str, list[tuple[int, str, np.ndarray]]]:
+    """{split: [(label, key, (32, 32, 3) uint8)]}, class-major; classes are sorted colour names (ImageFolder's order)."""
+    names = sorted(COLORS)[:n_classes]
+    out = {}
+    for s, split in enumerate(("train", "test")):
+        rng = np.random.default_rng(s)
+        out[split] = [
+            (
+                label,
+                f"{split}_{name}_{j}",
+                np.clip(np.array(COLORS[name]) + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8),
+            )
+            for label, name in enumerate(names)
+            for j in range(per_class)
+        ]
+    return out
+
+
+def _png(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    import io
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_all_formats(root: Path, n_classes: int = 3, per_class: int = 4, templates: list[str] | None = None) -> dict[str, Path]:
+    """The same images as a manifest dir, CLIP_benchmark wds (2 shards per split), ImageFolder and CIFAR-10 pickles.
+
+    `templates` default to the shipped CIFAR-10 ones: the torchvision reader uses those, so all formats match.
+    """
+    import pickle
+
+    from components.evaluate.dataset import load_templates
+
+    data, names = colour_images(n_classes, per_class), sorted(COLORS)[:n_classes]
+    templates = templates or load_templates("cifar10")
+    man, wds_dir, folder, cifar = root / "manifest", root / "wds", root / "imagefolder", root / "cifar"
+    rows = []
+    (man / "images").mkdir(parents=True)
+    for split, items in data.items():
+        for label, key, arr in items:
+            Image.fromarray(arr).save(man / "images" / f"{key}.png")
+            (folder / split / names[label]).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr).save(folder / split / names[label] / f"{key}.png")
+            rows.append(f"images/{key}.png,{label},{key},{split}")
+        half = len(items) // 2
+        for i, part in enumerate((items[:half], items[half:])):
+            members = [m for label, key, arr in part for m in ((f"{key}.png", _png(arr)), (f"{key}.cls", str(label).encode()))]
+            write_tar(wds_dir / split / f"{i}.tar", members)
+        (wds_dir / split / "nshards.txt").write_text("2\n")
+    (man / "manifest.csv").write_text("image,label,key,split\n" + "\n".join(rows) + "\n")
+    for d in (man, wds_dir):
+        (d / "classnames.txt").write_text("\n".join(names) + "\n")
+    (man / "templates.txt").write_text("\n".join(templates) + "\n")
+    (wds_dir / "zeroshot_classification_templates.txt").write_text("\n".join(templates) + "\n")
+    (folder / "templates.txt").write_text("\n".join(templates) + "\n")
+
+    batches = cifar / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+
+    def batch(items: list) -> dict:  # CIFAR's layout: (N, 3072) uint8 rows, channel-major
+        arrs = [a.transpose(2, 0, 1).reshape(-1) for _, _, a in items]
+        return {"data": np.stack(arrs) if arrs else np.zeros((0, 3072), np.uint8), "labels": [label for label, _, _ in items]}
+
+    train = data["train"]
+    for i, idx in enumerate(np.array_split(np.arange(len(train)), 5), start=1):
+        (batches / f"data_batch_{i}").write_bytes(pickle.dumps(batch([train[j] for j in idx])))
+    (batches / "test_batch").write_bytes(pickle.dumps(batch(data["test"])))
+    (batches / "batches.meta").write_bytes(pickle.dumps({"label_names": names}))
+    return {"manifest": man, "wds": wds_dir, "imagefolder": folder, "cifar": cifar}
+
+
+@pytest.fixture()
+def trust_cifar_files(monkeypatch):
+    """torchvision checks CIFAR files against the real ones' md5; the tests write their own."""
+    import torchvision.datasets.cifar as cifar
+
+    monkeypatch.setattr(cifar, "check_integrity", lambda *a, **k: True)
+
+
+@pytest.fixture(scope="session")
+def formats():
+    """Writers of the eval formats (test modules here are not a package, so they take them as a fixture)."""
+    import types
+
+    return types.SimpleNamespace(write_all=write_all_formats, write_tar=write_tar, png=_png)
