@@ -197,3 +197,12 @@ def test_multilabel_and_retrieval_wds_sets_run_end_to_end(formats, tmp_path, mod
     assert by["ml"]["metrics"] == pytest.approx(multilabel_metrics(zeroshot_logits(feats, clf), ds.targets))
     assert by["rt"]["task"] == "zeroshot_retrieval" and by["rt"]["n_texts"] == 3
     assert "mean_average_precision" in (tmp_path / "out" / "benchmark.csv").read_text().splitlines()[0]
+
+
+def test_wds_streams_by_shard_across_workers_in_row_order(formats, tmp_path, tiny_model) -> None:
+    from components.evaluate.cache import encode_images
+
+    ds = load_dataset_spec(str(formats.write_all(tmp_path)["wds"]))  # 4 shards: each worker takes every other one
+    one = encode_images(tiny_model[0], ds.image_source(), batch_size=5)
+    two = encode_images(tiny_model[0], ds.image_source(), batch_size=5, num_workers=2)
+    torch.testing.assert_close(one, two)
