@@ -29,7 +29,16 @@ from .tokenizer import Tokenizer
 from .torchscript import is_torchscript_archive
 from .transforms import PreprocessConfig
 
-HUB_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin")
+HUB_WEIGHTS = (  # open_clip's own preference order (factory._find_checkpoint_in_dir)
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model.pth",
+    "model.pth",
+)
 CLIP_BPE = "bpe_simple_vocab_16e6.txt.gz"
 _BPE_FINGERPRINT = ("a photo of a cat", [320, 1125, 539, 320, 2368])  # ids under CLIP's released BPE
 
@@ -59,10 +68,10 @@ def detect_format(path: str | Path) -> str:
     """Which of the supported layouts `path` is; an error says what each layout needs."""
     path = Path(path)
     if path.is_dir():
+        if (path / "open_clip_config.json").exists():  # first: a hub dir may name its weights model.safetensors
+            return "open_clip-hub"
         if (path / "model.safetensors").exists():
             return "model-dir"
-        if (path / "open_clip_config.json").exists():
-            return "open_clip-hub"
         raise FileNotFoundError(
             f"{path}: neither a model directory (model.safetensors, model.json, tokenizer.json) nor an "
             "open_clip hub directory (open_clip_config.json + open_clip_model.safetensors); "

@@ -101,11 +101,13 @@ def local_model_dir(url: str, model_config: str | None = None, tokenizer: str | 
     for the run: the stages key their caches and records on the directory's files, so every
     format reaches them in that one shape, with its provenance.
     """
+    from clip_core import import_model
+    from clip_core.hub import detect_format
+
     with local_input(url) as local:
-        if model_config is None and tokenizer is None and os.path.isfile(os.path.join(local, "model.safetensors")):
+        if model_config is None and tokenizer is None and detect_format(local) == "model-dir":
             yield local
             return
-        from clip_core import import_model
 
         tmp = tempfile.mkdtemp(prefix="clip-model-")
         try:
