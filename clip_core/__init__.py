@@ -2,25 +2,32 @@
 
 from .checkpoint import infer_config, load_checkpoint, load_state_dict, save_checkpoint
 from .config import CLIPConfig, TextConfig, VisionConfig, get_model_config, list_models
+from .hub import LoadedModel, load_model
 from .loss import ClipLoss, SigLipLoss
 from .model import CLIP, create_model
+from .model_dir import export_open_clip, import_model
 from .tokenizer import Tokenizer
-from .transforms import image_transform
+from .transforms import PreprocessConfig, image_transform
 
 __all__ = [
     "CLIP",
     "CLIPConfig",
     "ClipLoss",
+    "LoadedModel",
+    "PreprocessConfig",
     "SigLipLoss",
     "TextConfig",
     "Tokenizer",
     "VisionConfig",
     "create_model",
+    "export_open_clip",
     "get_model_config",
     "image_transform",
+    "import_model",
     "infer_config",
     "list_models",
     "load_checkpoint",
+    "load_model",
     "load_state_dict",
     "save_checkpoint",
 ]

@@ -15,30 +15,42 @@ import torch.nn.functional as F
 from .config import CLIPConfig, TextConfig, VisionConfig
 from .model import CLIP
 
+REFUSAL = (
+    "Readable formats: .safetensors; a state dict saved with torch.save (read with weights_only=True); "
+    "a TorchScript archive such as OpenAI's released files (tensors read without running it); an open_clip hub "
+    "directory. A pickle holding Python objects is refused because unpickling it runs code: load it where you "
+    "trust it and re-save `torch.save(model.state_dict(), path)` or safetensors."
+)
+
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read `.safetensors` or a torch file (`weights_only=True`: never unpickles arbitrary objects).
+    """Read `.safetensors`, a torch file (`weights_only=True`) or a TorchScript archive; never unpickles objects.
 
     Accepts a bare state dict, `{"state_dict": ...}` and DDP/DeepSpeed `module.` prefixes.
     """
+    from .torchscript import is_torchscript_archive, load_torchscript_state_dict
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        sd = load_file(str(path))
+        try:
+            sd = load_file(str(path))
+        except SafetensorError as e:
+            raise ValueError(f"{path}: not a valid safetensors file ({e}); re-download or re-export it") from e
+    elif is_torchscript_archive(path):  # torch.load(weights_only=True) refuses these outright
+        sd = load_torchscript_state_dict(path)
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a TorchScript archive or a pickle with objects: refuse, say why
-            raise ValueError(
-                f"{path}: cannot be read as a plain state dict with weights_only=True ({e}). "
-                "Re-save it as a state dict or .safetensors."
-            ) from e
+        except Exception as e:  # a pickle with objects, or not a torch file at all: refuse, say why
+            raise ValueError(f"{path}: cannot be read with weights_only=True ({str(e)[:300]}). {REFUSAL}") from e
         sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
         if not isinstance(sd, dict):
-            raise ValueError(f"{path}: expected a state dict, found {type(obj).__name__}")
+            raise ValueError(f"{path}: expected a state dict, found {type(obj).__name__}. {REFUSAL}")
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # Modules under flows/commands/ each define `register(subparsers)`; the parser sets `func(args) -> int`.
 COMMAND_MODULES = [
     "flows.commands.core",
+    "flows.commands.models",
     "flows.commands.data",
     "flows.commands.pipeline",
     "flows.commands.evaluate",

@@ -144,16 +144,21 @@ def run_evaluate(params: Params) -> StageOutput:
     return StageOutput(summary=summary, links={"results": f"{out}/results.html", "metrics": f"{out}/metrics.json"})
 
 
-def evaluate_at(model_dir: str, eval_dir: str, out: str, cfg: Any) -> Any:
-    """`evaluate_model` on any fsspec URLs: remote inputs are read from local copies, the output published whole."""
+def evaluate_at(
+    model_dir: str, eval_dir: str, out: str, cfg: Any, model_config: str | None = None, tokenizer: str | None = None
+) -> Any:
+    """`evaluate_model` on any fsspec URLs: remote inputs are read from local copies, the output published whole.
+
+    `model_dir` may be any model input clip_core reads (open_clip/OpenAI files, hub dirs): see `local_model_dir`.
+    """
     import dataclasses
 
     from components.evaluate.suite import evaluate_model
-    from flows.staging import is_remote, local_input, local_output
+    from flows.staging import is_remote, local_input, local_model_dir, local_output
 
     cache = cfg.cache_dir
     with contextlib.ExitStack() as stack:
-        model = stack.enter_context(local_input(model_dir))
+        model = stack.enter_context(local_model_dir(model_dir, model_config, tokenizer))
         evals = stack.enter_context(local_input(eval_dir))
         local_out = stack.enter_context(local_output(out, keep=("cache",) if not cache else ()))
         if is_remote(cache):  # an explicit remote cache: a working copy, written back after the run

@@ -90,3 +90,29 @@ def publish(local_dir: str, url: str) -> None:
                 src = os.path.join(dirpath, name)
                 rel = os.path.relpath(src, local_dir).replace(os.sep, "/")
                 fs.put_file(src, f"{root.rstrip('/')}/{rel}")
+
+
+@contextlib.contextmanager
+def local_model_dir(url: str, model_config: str | None = None, tokenizer: str | None = None) -> Iterator[str]:
+    """A local model directory for any model input `clip_core.load_model` reads.
+
+    A model directory of this project (with no overrides) is used as it is. Anything else (an
+    open_clip checkpoint or hub dir, OpenAI's file) is imported into a temporary model directory
+    for the run: the stages key their caches and records on the directory's files, so every
+    format reaches them in that one shape, with its provenance.
+    """
+    from clip_core import import_model
+    from clip_core.hub import detect_format
+
+    with local_input(url) as local:
+        if model_config is None and tokenizer is None and detect_format(local) == "model-dir":
+            yield local
+            return
+
+        tmp = tempfile.mkdtemp(prefix="clip-model-")
+        try:
+            dest = os.path.join(tmp, os.path.basename(local.rstrip("/")).split(".")[0] or "model")  # the name results show
+            import_model(local, dest, model_config=model_config, tokenizer=tokenizer)
+            yield dest
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

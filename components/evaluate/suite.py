@@ -57,17 +57,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_model_dir(model_dir: str | Path, device: torch.device | str = "cpu"):
-    """(model in eval mode, tokenizer, sha256 of model.safetensors) from a model directory."""
-    from clip_core import Tokenizer, load_checkpoint
+def load_model_dir(
+    model_dir: str | Path,
+    device: torch.device | str = "cpu",
+    model_config: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+):
+    """(model in eval mode, tokenizer, identity sha256) from any input `clip_core.load_model` reads.
 
-    model_dir = Path(model_dir)
-    weights = model_dir / "model.safetensors"
-    if not weights.exists():
-        raise FileNotFoundError(f"{weights}: not found; a model directory holds model.safetensors, model.json, tokenizer.json")
-    model = load_checkpoint(weights).to(device).eval()
-    tokenizer = Tokenizer.load(model_dir / "tokenizer.json")
-    return model, tokenizer, file_sha256(weights)
+    That is this project's model directory (identity: sha256 of model.safetensors, as before, so
+    caches stay valid), an open_clip checkpoint file or hub directory, or OpenAI's released file;
+    `model_config` / `tokenizer` where the weights do not say. The model carries its preprocessing
+    as `model.preprocess` (a `clip_core.PreprocessConfig`).
+    """
+    from clip_core import load_model
+
+    loaded = load_model(model_dir, model_config=model_config, tokenizer=tokenizer, device=device)
+    loaded.model.preprocess = loaded.preprocess
+    return loaded.model, loaded.tokenizer, loaded.sha256
 
 
 def _git_revision() -> str | None:
