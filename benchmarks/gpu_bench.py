@@ -381,9 +381,16 @@ def clip_benchmark_loop(model, paths: list[str], transform, batch: int, workers:
     from clip_benchmark.metrics import zeroshot_classification as zc
     from torch.utils.data import DataLoader
 
-    from components.evaluate.cache import ImageListDataset
+    from components.evaluate.images import open_image
 
-    loader = DataLoader(ImageListDataset(paths, transform), batch_size=batch, num_workers=workers, shuffle=False)
+    class Files(torch.utils.data.Dataset):  # (image, target) as CLIP_benchmark's loaders yield; the index as target
+        def __len__(self) -> int:
+            return len(paths)
+
+        def __getitem__(self, i: int):
+            return transform(open_image(paths[i])), i
+
+    loader = DataLoader(Files(), batch_size=batch, num_workers=workers, shuffle=False)
     g = torch.Generator().manual_seed(1)
     classifier = torch.nn.functional.normalize(torch.randn(model.cfg.embed_dim, 10, generator=g), dim=0)  # (D, K)
     classifier = classifier.to(device)

@@ -112,7 +112,7 @@ def encode_images(
     the caller counts and reports it; the run goes on.
     """
     device = next(model.parameters()).device
-    transform = transform or image_transform(model.cfg.vision_cfg.image_size, is_train=False)
+    transform = transform or eval_transform(model)
     source = as_source(images)
     on_cuda = device.type == "cuda"
     if isinstance(source, StreamedImages):
@@ -217,16 +217,37 @@ class EmbeddingCache:
         return feats
 
 
+def _preprocess(model: torch.nn.Module):
+    """The model's own preprocessing (`model.preprocess`, set by `load_model_dir` from preprocess.json), or None."""
+    from clip_core.transforms import PreprocessConfig
+
+    pre = getattr(model, "preprocess", None)
+    return pre if isinstance(pre, PreprocessConfig) else None
+
+
+def eval_transform(model: torch.nn.Module) -> Callable:
+    """The eval transform of `model`: its own preprocessing when it carries one (open_clip's preprocess_cfg), else CLIP's."""
+    from clip_core.transforms import preprocess_transform
+
+    pre = _preprocess(model)
+    return preprocess_transform(pre) if pre is not None else image_transform(model.cfg.vision_cfg.image_size, is_train=False)
+
+
 def transform_spec(model: torch.nn.Module) -> dict:
     """What defines the eval transform (part of the cache key)."""
-    from clip_core.transforms import OPENAI_MEAN, OPENAI_STD
+    from clip_core.transforms import OPENAI_MEAN, OPENAI_STD, PreprocessConfig
 
-    return {
+    spec = {
         "image_size": model.cfg.vision_cfg.image_size,
         "mean": OPENAI_MEAN,
         "std": OPENAI_STD,
         "resize": "bicubic+center_crop",
     }
+    pre = _preprocess(model)
+    # only a non-default preprocessing enters the key, so caches written before preprocess.json existed stay valid
+    if pre is not None and pre != PreprocessConfig(size=spec["image_size"]):
+        spec["preprocess"] = pre.to_dict()
+    return spec
 
 
 def cached_image_features(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import subprocess
@@ -15,7 +16,7 @@ import torch
 
 from components.io import json_safe, write_atomic
 
-from .cache import EmbeddingCache, cached_image_features, cached_text_features, encode_images, file_sha256, valid_rows
+from .cache import EmbeddingCache, cached_image_features, cached_text_features, encode_images, valid_rows
 from .config import EvaluateConfig
 from .dataset import EvalDataset, load_eval_dataset, probe_splits
 from .linear_probe import LinearProbeResult, fewshot_curve, linear_probe, plot_fewshot
@@ -262,7 +263,8 @@ def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | 
             f"{eval_root}: no eval datasets (directories with manifest.csv); or list them in evaluate.datasets"
         )
     cache = EmbeddingCache(cfg.cache_dir or out_dir / "cache")
-    text_id = sha + file_sha256(Path(model_dir) / "tokenizer.json")
+    # the tokenizer's own content, not a file: imported models (open_clip/OpenAI files) have no tokenizer.json
+    text_id = sha + hashlib.sha256(tokenizer.backend.to_str().encode()).hexdigest()
     text_cache = EmbeddingCache(cache.root)  # own counters: `encoded`/`cached` count image sets
     run = _Run(model, tokenizer, Path(model_dir).name, sha, text_id, text_cache, cfg, device, out_dir)
     feats = {}

@@ -53,3 +53,25 @@ def test_cache_key_depends_on_every_part() -> None:
     }
     assert len(keys) == 7
     assert cache_key(**base) == cache_key(**base)
+
+
+def test_model_preprocess_drives_the_eval_transform_and_the_cache_key(tiny_model, eval_root) -> None:
+    """A model carrying a non-default preprocess (open_clip's preprocess_cfg) is encoded with it, and keyed by it."""
+    from clip_core.transforms import PreprocessConfig, preprocess_transform
+    from components.evaluate.cache import encode_images, transform_spec
+
+    model, _ = tiny_model
+    images = sorted(str(p) for p in (eval_root / "colors" / "images").glob("*.png"))[:6]
+    size = model.cfg.vision_cfg.image_size
+    default_spec, default_feats = transform_spec(model), encode_images(model, images)
+    try:
+        model.preprocess = PreprocessConfig(size=size)  # the default: same key as a model without preprocess.json
+        assert transform_spec(model) == default_spec
+        half = PreprocessConfig(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize_mode="squash")
+        model.preprocess = half
+        assert transform_spec(model)["preprocess"]["resize_mode"] == "squash"
+        got = encode_images(model, images)
+        want = encode_images(model, images, preprocess_transform(half))
+    finally:
+        del model.preprocess
+    assert torch.allclose(got, want) and not torch.allclose(got, default_feats, atol=1e-3)
