@@ -10,7 +10,10 @@ Prompts: CLIP's per-dataset templates (shipped under `templates/`), CLIP_benchma
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,9 +115,55 @@ def _targets(ds: Any) -> np.ndarray:
     return np.array([ds[i][1] for i in range(len(ds))], dtype=np.int64)
 
 
+# what CIFAR's python batches hold: numpy arrays, lists, ints and bytes; any other global (os.system, a class
+# whose __reduce__ runs code) is refused, so a crafted batch file cannot run code in the evaluation
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}  # fmt: skip
+
+
+class _ArraysOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused {module}.{name}: a CIFAR batch file holds only numpy arrays, lists and bytes; this one "
+                "asks to build other objects (possibly code). Re-download it from the dataset's authors."
+            )
+        return super().find_class(module, name)
+
+
+class _RestrictedPickle:
+    """Stands in for the `pickle` module inside torchvision's CIFAR loader (it calls `pickle.load(f, encoding=...)`)."""
+
+    UnpicklingError = pickle.UnpicklingError
+
+    @staticmethod
+    def load(f: Any, encoding: str = "ASCII", **_: Any) -> Any:
+        return _ArraysOnly(f, encoding=encoding).load()
+
+
+@contextlib.contextmanager
+def _arrays_only_pickle() -> Iterator[None]:
+    import torchvision.datasets.cifar as cifar
+
+    original = cifar.pickle
+    cifar.pickle = _RestrictedPickle
+    try:
+        yield
+    finally:
+        cifar.pickle = original
+
+
 def _build(cls: Any, name: str, root: str, kwargs: dict[str, Any], spec: TorchvisionSet) -> Any:
     try:
-        return cls(root=root, download=False, **spec.extra, **kwargs) if name != "ImageNet" else cls(root=root, **kwargs)
+        with _arrays_only_pickle():
+            if name == "ImageNet":
+                return cls(root=root, **kwargs)
+            return cls(root=root, download=False, **spec.extra, **kwargs)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{root}: torchvision {name}: {e}") from None
     except (RuntimeError, FileNotFoundError) as e:
         raise FileNotFoundError(
             f"{root}: torchvision {name} ({', '.join(f'{k}={v}' for k, v in kwargs.items()) or 'all'}) is not on disk: "

@@ -206,3 +206,23 @@ def test_wds_streams_by_shard_across_workers_in_row_order(formats, tmp_path, tin
     one = encode_images(tiny_model[0], ds.image_source(), batch_size=5)
     two = encode_images(tiny_model[0], ds.image_source(), batch_size=5, num_workers=2)
     torch.testing.assert_close(one, two)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_cifar_batches_that_would_build_objects_are_refused(formats, tmp_path, trust_cifar_files) -> None:
+    """torchvision unpickles CIFAR batches; here only numpy arrays, lists and bytes may come out of them."""
+    import pickle
+    import shutil
+
+    root = tmp_path / "cifar"
+    shutil.copytree(formats.write_all(tmp_path / "all")["cifar"], root)
+    batch = root / "cifar-10-batches-py" / "test_batch"
+    entry = pickle.loads(batch.read_bytes())
+    entry["labels"] = [_RunsCode()] * len(entry["labels"])
+    batch.write_bytes(pickle.dumps(entry))
+    with pytest.raises(ValueError, match=r"refused builtins.print: a CIFAR batch file holds only numpy arrays"):
+        load_dataset_spec(f"torchvision:CIFAR10:{root}")
