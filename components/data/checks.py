@@ -29,6 +29,13 @@ class RawSample:
     files: dict[str, bytes] = field(default_factory=dict)
     reason: str | None = None
     detail: str = ""
+    namespace: str = ""  # the source's tag (sources.source_tag): ingested keys are NAMESPACE_KEY
+
+
+def ingested_key(namespace: str, key: str) -> str:
+    """The key a sample gets in the ingested data: keys are names inside one source (every img2dataset download
+    numbers from 000000000), so the source's tag makes them unique across sources; the tag has no dots or slashes."""
+    return f"{namespace}_{key}" if namespace else key
 
 
 @dataclass(frozen=True)
@@ -119,11 +126,12 @@ def _check_image(s: RawSample, text: str, data: bytes, cfg: IngestConfig) -> Goo
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format="PNG")
         data, fmt = buf.getvalue(), "png"
-    info = {"key": s.key, "caption": text, "width": w, "height": h, "format": fmt, "bytes": len(data),
+    key = ingested_key(s.namespace, s.key)
+    info = {"key": key, "source_key": s.key, "caption": text, "width": w, "height": h, "format": fmt, "bytes": len(data),
             "source_shard": s.source, "sha256": hashlib.sha256(data).hexdigest(), "phash": phash(img)}  # fmt: skip
     # the output tar members are built here, in the worker, so the main process only copies bytes
-    members = [(f"{s.key}.{EXT_OF[fmt]}", data), (f"{s.key}.txt", text.encode()), (f"{s.key}.json", json.dumps(info).encode())]
-    return Good(s.source, s.key, info, b"".join(member_bytes(n, d) for n, d in members))
+    members = [(f"{key}.{EXT_OF[fmt]}", data), (f"{key}.txt", text.encode()), (f"{key}.json", json.dumps(info).encode())]
+    return Good(s.source, key, info, b"".join(member_bytes(n, d) for n, d in members))
 
 
 def check_batch(batch: list[RawSample], cfg: IngestConfig) -> list[Good | Bad]:

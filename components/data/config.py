@@ -80,6 +80,7 @@ class IngestConfig:
     manifest_image_col: str = "image"
     manifest_caption_col: str = "caption"
     manifest_key_col: str = "key"  # used when the manifest has it, else MANIFESTSTEM-ROW
+    manifest_columns: tuple[str, ...] = ()  # header-less .tsv: column names in order; () = the first line is a header
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -93,6 +94,11 @@ class IngestConfig:
             raise ValueError("max_aspect_ratio must be >= 1")
         if not 0 <= self.min_caption_chars <= self.max_caption_chars:
             raise ValueError("need 0 <= min_caption_chars <= max_caption_chars")
+        if self.manifest_columns and not {self.manifest_image_col, self.manifest_caption_col} <= set(self.manifest_columns):
+            raise ValueError(
+                f"manifest_columns {list(self.manifest_columns)} must name manifest_image_col "
+                f"{self.manifest_image_col!r} and manifest_caption_col {self.manifest_caption_col!r}"
+            )
         bad = set(self.allowed_formats) - {"jpeg", "png", "webp"}
         if bad:
             raise ValueError(f"allowed_formats {sorted(bad)} not supported; use jpeg, png, webp")

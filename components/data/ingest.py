@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -14,12 +15,19 @@ import pyarrow.parquet as pq
 
 from components.data.checks import Bad, Good, RawSample
 from components.data.config import IngestConfig
-from components.data.sources import expand_sources, iter_manifest_samples, iter_tar_samples, read_upstream_stats
+from components.data.sources import (
+    expand_sources,
+    iter_manifest_samples,
+    iter_tar_samples,
+    read_upstream_stats,
+    source_id,
+    source_tag,
+)
 from components.data.storage import TarShardWriter, atomic_dir, join, url_to_fs, write_bytes
 from components.data.workers import check_all
 
 META_SCHEMA = pa.schema(
-    [("key", pa.string()), ("caption", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
+    [("key", pa.string()), ("source_key", pa.string()), ("caption", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
      ("format", pa.string()), ("bytes", pa.int64()), ("source_shard", pa.string()), ("sha256", pa.string()),
      ("phash", pa.string()), ("shard", pa.string())]
 )  # fmt: skip
@@ -37,6 +45,8 @@ class IngestResult:
     by_reason: dict[str, int]
     n_shards: int
     seconds: float
+    data_version: str = ""  # content hash of the ingested rows (key, image sha256, caption), in order
+    by_source: dict[str, dict] = field(default_factory=dict)  # source_id -> input/ingested/quarantined/by_reason
 
     @property
     def samples_per_s(self) -> float:
@@ -74,9 +84,22 @@ def printable(text: str) -> str:
 
 
 def iter_raw(targets: Sequence[tuple[str, str]], cfg: IngestConfig) -> Iterator[RawSample]:
-    """All raw samples of all sources, in order."""
+    """All raw samples of all sources, in order, each tagged with its source's key namespace."""
     for kind, url in targets:
-        yield from iter_tar_samples(url) if kind == "tar" else iter_manifest_samples(url, cfg)
+        tag = source_tag(url)
+        for s in iter_tar_samples(url) if kind == "tar" else iter_manifest_samples(url, cfg):
+            s.namespace = tag
+            yield s
+
+
+def _count(by_source: dict[str, dict], r: Good | Bad) -> None:
+    c = by_source.setdefault(source_id(r.source), {"input": 0, "ingested": 0, "quarantined": 0, "by_reason": {}})
+    c["input"] += 1
+    if isinstance(r, Bad):
+        c["quarantined"] += 1
+        c["by_reason"][r.reason] = c["by_reason"].get(r.reason, 0) + 1
+    else:
+        c["ingested"] += 1
 
 
 def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestResult:
@@ -87,7 +110,9 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
     targets = expand_sources(sources)
     upstream = read_upstream_stats([u for k, u in targets if k == "tar"])
     by_reason: Counter[str] = Counter()
-    seen: set[str] = set()
+    seen: set[str] = set()  # ingested keys: namespaced per source, so only a key repeated within a source collides
+    by_source: dict[str, dict] = {}
+    version = hashlib.sha256()
     n_ok = 0
     with atomic_dir(out_dir) as tmp:
         shards = TarShardWriter(join(tmp, "shards"), cfg.samples_per_shard)
@@ -98,13 +123,15 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
         with progress_bar(cfg.progress, total) as advance:
             for r in check_all(iter_raw(targets, cfg), cfg):
                 if isinstance(r, Good) and r.key in seen:
-                    r = Bad(r.source, r.key, "duplicate_key", "key already ingested from an earlier sample")
+                    r = Bad(r.source, r.info["source_key"], "duplicate_key", "key already ingested from this source")
+                _count(by_source, r)
                 if isinstance(r, Bad):
                     by_reason[r.reason] += 1
                     quarantine.add({k: printable(v) for k, v in asdict(r).items()})
                 else:
                     seen.add(r.key)
                     n_ok += 1
+                    version.update(f"{r.key}\t{r.info['sha256']}\t{r.info['caption']}\n".encode("utf-8", "surrogateescape"))
                     meta.add({**r.info, "shard": shards.write_raw(r.members)})
                 advance(1)
         shards.close()
@@ -112,7 +139,9 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
         quarantine.close()
         n_bad = sum(by_reason.values())
         seconds = time.perf_counter() - t0
+        data_version = f"sha256:{version.hexdigest()[:16]}:{n_ok}rows"
         summary = {
+            "data_version": data_version,
             "sources": list(sources), "n_source_files": len(targets),
             "n_input": n_ok + n_bad, "n_ingested": n_ok, "n_quarantined": n_bad,
             "quarantine_rate": n_bad / max(1, n_ok + n_bad), "quarantine_by_reason": dict(sorted(by_reason.items())),
@@ -120,9 +149,10 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
             "seconds": round(seconds, 3), "samples_per_s": round((n_ok + n_bad) / max(seconds, 1e-9), 1),
             "phash": "DCT-II of 32x32 grey, 8x8 low band > median; imagehash.phash-compatible, computed with scipy",
             "config": asdict(cfg),
+            "by_source": by_source,
         }  # fmt: skip
         write_bytes(join(tmp, "summary.json"), json.dumps(summary, indent=2).encode())
-    result = IngestResult(out_dir, n_ok + n_bad, n_ok, n_bad, dict(by_reason), shards.shard + 1, seconds)
+    result = IngestResult(out_dir, n_ok + n_bad, n_ok, n_bad, dict(by_reason), shards.shard + 1, seconds, data_version, by_source)
     if cfg.progress:
         print_summary(result, upstream)
     return result

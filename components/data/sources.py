@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import os
 import posixpath
 import re
 from collections.abc import Iterator, Sequence
 
-import pandas as pd
-import pyarrow.parquet as pq
 from braceexpand import braceexpand
 
 from components.data.checks import IMAGE_EXTS, RawSample
 from components.data.config import IngestConfig
+from components.data.manifests import MANIFEST_SUFFIXES, iter_manifest_rows
 from components.data.storage import url_to_fs
 from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-MANIFEST_SUFFIXES = (".csv", ".parquet")
 
 
 def _with_protocol(fs: object, path: str, url: str) -> str:
@@ -41,7 +41,8 @@ def expand_sources(sources: Sequence[str]) -> list[tuple[str, str]]:
                 found.append(_classify(url))
         found = [f for f in found if f[0] != "skip"]
         if not found:
-            raise ValueError(f"ingest source {src!r} matches no tar shards or manifests (.tar, .tar.gz, .csv, .parquet)")
+            kinds = ", ".join(TAR_SUFFIXES[:2] + MANIFEST_SUFFIXES)
+            raise ValueError(f"ingest source {src!r} matches no tar shards or manifests ({kinds})")
         out += found
     return out
 
@@ -52,6 +53,22 @@ def _classify(url: str) -> tuple[str, str]:
     if url.endswith(MANIFEST_SUFFIXES):
         return "manifest", url
     return "skip", url
+
+
+def source_id(url: str) -> str:
+    """A source file's name for key namespaces and per-source counts: local paths relative to the working directory
+    (the project root for DVC and the flows) when inside it, so a project checked out elsewhere keeps its keys."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    path = os.path.abspath(url.removeprefix("file://"))
+    rel = os.path.relpath(path, os.getcwd())
+    return path if rel.startswith("..") else rel
+
+
+def source_tag(url: str) -> str:
+    """12 hex digits of sha256(source_id): the namespace of the source's keys (a collision of two sources' tags
+    would show as `duplicate_key` quarantines, never as merged samples)."""
+    return hashlib.sha256(source_id(url).encode()).hexdigest()[:12]
 
 
 def split_key(name: str) -> tuple[str, str]:
@@ -105,43 +122,31 @@ def iter_tar_samples(url: str) -> Iterator[RawSample]:
 
 
 def iter_manifest_samples(url: str, cfg: IngestConfig) -> Iterator[RawSample]:
-    """Rows of a CSV/Parquet manifest; image paths resolve relative to the manifest (or are absolute paths/URLs)."""
+    """Rows of a CSV/Parquet/TSV/JSONL manifest; image paths resolve relative to the manifest (or are absolute
+    paths/URLs). A bad line is one `bad_manifest_line` record naming its line; an unusable file one `unreadable_source`."""
+    fs, path = None, ""
     try:
         fs, path = url_to_fs(url)
-        chunks = _manifest_chunks(fs, path)
-        first = next(chunks, None)
-    except Exception as e:
+        rows = iter_manifest_rows(fs, path, cfg)
+        first = next(rows, None)
+    except Exception as e:  # ManifestError, unreadable file, parser errors
         yield RawSample(url, "", reason="unreadable_source", detail=f"{type(e).__name__}: {e}")
         return
     base = posixpath.dirname(path)
     stem = posixpath.basename(path).rsplit(".", 1)[0]
     row = 0
-    for chunk in itertools.chain([first], chunks) if first is not None else ():
-        missing = {cfg.manifest_image_col, cfg.manifest_caption_col} - set(chunk.columns)
-        if missing:
-            yield RawSample(
-                url,
-                "",
-                reason="unreadable_source",
-                detail=f"manifest lacks column(s) {sorted(missing)}; has {list(chunk.columns)}",
-            )
-            return
-        for rec in chunk.to_dict("records"):
+    try:
+        for r in itertools.chain([first], rows) if first is not None else ():
+            rec = r.rec or {}
             key = rec.get(cfg.manifest_key_col)
             key = str(key) if isinstance(key, (str, int)) and str(key) else f"{stem}-{row:09d}"
             row += 1
-            yield _manifest_sample(url, fs, base, key, rec[cfg.manifest_image_col], rec[cfg.manifest_caption_col])
-
-
-def _manifest_chunks(fs: object, path: str) -> Iterator[pd.DataFrame]:
-    if path.endswith(".parquet"):
-        pf = pq.ParquetFile(fs.open(path, "rb"))  # type: ignore[attr-defined]
-        for batch in pf.iter_batches(batch_size=1024):
-            yield batch.to_pandas()
-    else:
-        f = fs.open(path, "rb")  # type: ignore[attr-defined]
-        # surrogateescape keeps non-UTF-8 bytes so the row (not the whole file) is quarantined
-        yield from pd.read_csv(f, chunksize=1024, dtype=object, keep_default_na=False, encoding_errors="surrogateescape")
+            if r.error:
+                yield RawSample(url, key, reason="bad_manifest_line", detail=r.error)
+            else:
+                yield _manifest_sample(url, fs, base, key, rec.get(cfg.manifest_image_col), rec.get(cfg.manifest_caption_col))
+    except Exception as e:  # a later chunk without the columns, or a read error mid-file: the rest is unreadable
+        yield RawSample(url, "", reason="unreadable_source", detail=f"after {row} rows: {type(e).__name__}: {e}")
 
 
 def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, caption: object) -> RawSample:

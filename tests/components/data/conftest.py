@@ -67,11 +67,11 @@ def bad_shards(tmp: Path) -> tuple[list[str], dict[str, str], set[str]]:
     link = tarfile.TarInfo("link.png")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     body += link.tobuf(tarfile.USTAR_FORMAT) + member_bytes("link.txt", b"symlink")
+    body += sample("g0003", png(seed=3), b"duplicate of g0003")  # the same key again in the same shard
     body += b"".join(sample(f"g{i:04d}", png(seed=i), f"good caption {i}".encode()) for i in range(6, 10))
     (tmp / "shard-000000.tar").write_bytes(_finish(body))
-    # second shard: g0003 again (duplicate key), two good samples, then the archive is cut mid-member
-    body = sample("g0003", png(seed=3), b"duplicate of g0003")
-    body += b"".join(sample(f"g{i:04d}", png(seed=i), f"good caption {i}".encode()) for i in (10, 11))
+    # second shard: two good samples, then the archive is cut mid-member
+    body = b"".join(sample(f"g{i:04d}", png(seed=i), f"good caption {i}".encode()) for i in (10, 11))
     cut = len(body) + BLOCK + 100
     body += sample("t0002", png(seed=60), b"never complete")
     (tmp / "shard-000001.tar").write_bytes(body[:cut])

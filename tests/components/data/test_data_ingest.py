@@ -13,7 +13,7 @@ import pytest
 from components.data.checks import Bad, Good, RawSample, check_batch
 from components.data.config import IngestConfig
 from components.data.ingest import ingest, iter_raw
-from components.data.sources import expand_sources, is_unsafe, split_key
+from components.data.sources import expand_sources, is_unsafe, source_tag, split_key
 from components.data.workers import batches, check_all
 
 CFG = IngestConfig(num_workers=0, max_pixels=1_000_000, samples_per_shard=5, progress=False)
@@ -31,8 +31,9 @@ def _check(out: str, expected: dict[str, str], good: set[str], n_ingested: int) 
     for key, reason in expected.items():
         assert got.get(key) == reason, (key, got.get(key), q[q.key == key].to_dict("records"))
     assert len(q) == len(expected)  # nothing else was rejected
-    assert sorted(meta["key"]) == sorted(good)  # every good sample exactly once
+    assert sorted(meta["source_key"]) == sorted(good)  # every good sample exactly once
     assert meta["key"].is_unique and len(meta) == n_ingested
+    assert (meta["key"] == meta["source_key"].radd(meta["source_shard"].map(lambda u: source_tag(u) + "_"))).all()
     assert summary["n_input"] == summary["n_ingested"] + summary["n_quarantined"] == len(good) + len(expected)
     assert summary["quarantine_by_reason"] == q["reason"].value_counts().to_dict()
     assert meta["phash"].str.fullmatch(r"[0-9a-f]{16}").all() and meta["sha256"].str.len().eq(64).all()
@@ -43,7 +44,7 @@ def _check(out: str, expected: dict[str, str], good: set[str], n_ingested: int) 
             names = tar.getnames()
         keys += [n.rsplit(".", 1)[0] for n in names if n.endswith(".txt")]
         assert len(names) == 3 * sum(n.endswith(".txt") for n in names)
-    assert sorted(keys) == sorted(good)
+    assert sorted(keys) == sorted(meta["key"])
 
 
 def test_every_bad_case_is_quarantined_with_its_reason(bad_shard_set, tmp_path) -> None:
@@ -74,7 +75,7 @@ def test_manifest_source(bad_manifest_set, tmp_path) -> None:
     ingest([str(path)], str(tmp_path / "ingest"), CFG)
     _check(str(tmp_path / "ingest"), expected, good, len(good))
     meta = pd.read_parquet(tmp_path / "ingest" / "metadata.parquet")
-    assert meta.set_index("key").loc["m3", "caption"] == "manifest caption 3"
+    assert meta.set_index("source_key").loc["m3", "caption"] == "manifest caption 3"
     # the same rows as a Parquet manifest (no non-UTF-8 possible there)
     df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
     df = df[df.key != "latin1"]
@@ -133,7 +134,7 @@ def test_a_dying_worker_quarantines_only_its_sample(bad_shard_set) -> None:
     results = list(check_all(samples, cfg, check=_crashing_check))
     reasons = {r.key: r.reason for r in results if isinstance(r, Bad)}
     assert reasons.pop("g0004") == "decoder_crash"
-    assert {r.key for r in results if isinstance(r, Good)} == good - {"g0004"}
+    assert {r.info["source_key"] for r in results if isinstance(r, Good)} == good - {"g0004"}
     # g0003's second copy is only a duplicate once ingest compares keys; everything else keeps its reason
     assert reasons == {k: v for k, v in expected.items() if k != "g0003"}
 

@@ -129,9 +129,10 @@ def _case(rng: random.Random, key: str, good_keys: list[str], kind: str = "") ->
         link = tarfile.TarInfo(f"{key}.png")
         link.type, link.linkname = rng.choice([(tarfile.SYMTYPE, "/etc/passwd"), (tarfile.LNKTYPE, "../../x")])
         return key, link.tobuf(tarfile.USTAR_FORMAT) + member_bytes(f"{key}.txt", cap), reason
-    # duplicate_key: an earlier good key again (the earlier copy stays ingested), or one member twice
-    if good_keys and allow_dup and rng.random() < 0.7:
-        dup = good_keys.pop(rng.randrange(len(good_keys)))
+    # duplicate_key: an earlier good key of the same shard again (the earlier copy stays ingested; keys are names
+    # inside one source), not the one just before (consecutive members of one key are one sample), or one member twice
+    if len(good_keys) > 1 and allow_dup and rng.random() < 0.7:
+        dup = good_keys.pop(rng.randrange(len(good_keys) - 1))
         return dup, _sample(dup, _png(rng), b"second copy"), "dup-of-earlier"
     return key, member_bytes(f"{key}.png", _png(rng)) + _sample(key, _png(rng), cap), reason
 
@@ -144,8 +145,8 @@ def build_corpus(root: Path, n_shards: int = 200, seed: int = 0) -> Corpus:
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     c = Corpus()
-    good_keys: list[str] = []  # good keys of intact shards, candidates for a later duplicate
     for s in range(n_shards):
+        good_keys: list[str] = []  # good keys of this shard (if intact), candidates for a later duplicate
         url = str(root / f"shard-{s:06d}.tar{'.gz' if s == 7 else ''}")  # one shard gzipped
         damage = rng.random()
         truncate = s == n_shards - 1 or damage < 0.05  # cut inside the last sample: it is reported truncated_tar
@@ -243,7 +244,7 @@ def test_fuzz_corpus_reconciles(tmp_path: Path) -> None:
     assert (q["reason"].str.len() > 0).all() and (q["detail"].str.len() > 0).all()
     assert Counter(q["reason"]) == Counter(summary["quarantine_by_reason"])
 
-    ingested = set(meta["key"])
+    ingested = set(meta["source_key"])  # the generated keys are unique across sources
     reasons: dict[str, list[str]] = {}
     for src, key, reason in zip(q["source"], q["key"], q["reason"]):
         reasons.setdefault(f"<{src}>" if key == "" else key, []).append(reason)
