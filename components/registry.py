@@ -1,13 +1,17 @@
 """Champion/challenger model registry: a versioned JSON file on the storage root (any fsspec URL).
 
 A challenger is promoted only if its gate metric beats the champion's by `min_gain`; every
-decision (promoted or not) is appended with model, data version, metrics, git revision and time.
+decision (promoted or not) is appended with model, data version, metrics, git revision, time and
+the training record (training data version, from scratch or from which champion, per-source sample
+counts). A promoted model is copied to `<registry dir>/models/v<N>` (with `archive`), so the champion
+survives the next training run overwriting OUT/train/model, and `train.init_from: champion` finds it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +40,7 @@ class RegistryDecision:
     version: int
     reason: str
     champion: dict[str, Any] | None
+    data: str = ""  # one line: which data this model saw, against the champion's
 
 
 def load_registry(url: str) -> dict[str, Any]:
@@ -66,8 +71,13 @@ def register_model(
     data_version: str | None = None,
     git_revision: str | None = None,
     now: dt.datetime | None = None,
+    training: dict[str, Any] | None = None,
+    archive: bool = False,
 ) -> RegistryDecision:
-    """Record a challenger and promote it if it beats the champion on `cfg.metric` by `cfg.min_gain`."""
+    """Record a challenger and promote it if it beats the champion on `cfg.metric` by `cfg.min_gain`.
+
+    `training`: the training stage's record (data_version, init_from, n_samples, sources); `archive`: copy a
+    promoted model into the registry (see the module docstring)."""
     if cfg.metric not in metrics:
         raise KeyError(f"registry.metric {cfg.metric!r} is not among the evaluation metrics: {sorted(metrics)[:20]}")
     registry = load_registry(url)
@@ -85,6 +95,7 @@ def register_model(
             f"(gain {gain:+.4f}, needs > {cfg.min_gain})"
         )
     version = len(registry["entries"]) + 1
+    data = data_line(training, champion)
     entry = {
         "version": version,
         "model": model_uri,
@@ -94,12 +105,48 @@ def register_model(
         "time": (now or dt.datetime.now(dt.timezone.utc)).isoformat(),
         "promoted": promoted,
         "reason": reason,
+        "training": training,
+        "data": data,
     }
+    if promoted and archive:
+        entry["trained_at"], entry["model"] = model_uri, archive_model(model_uri, url, version)
     registry["entries"].append(entry)
     if promoted:
         registry["champion"] = entry
     save_registry(url, registry)
-    return RegistryDecision(promoted=promoted, version=version, reason=reason, champion=registry["champion"])
+    return RegistryDecision(promoted, version, reason, registry["champion"], data)
+
+
+def data_line(training: dict[str, Any] | None, champion: dict[str, Any] | None) -> str:
+    """What data the challenger saw against the champion's, in one line ("" without a training record)."""
+    if not training:
+        return ""
+    start = training.get("init_from", "scratch")
+    now, n = training.get("data_version"), training.get("n_samples")
+    old = (champion or {}).get("training") or {}
+    if not old:
+        return f"trained on {n} samples (data {now}) from {start}"
+    sources = training.get("sources") or {}
+    new = sorted(set(sources) - set(old.get("sources") or {}))
+    same = "same data" if old.get("data_version") == now else f"data {old.get('data_version')} -> {now}"
+    return (f"{same}: {old.get('n_samples')} -> {n} samples, +{sum(sources[s] for s in new)} from {len(new)} new "
+            f"source(s); trained from {start}")  # fmt: skip
+
+
+def archive_model(model_uri: str, registry_url: str, version: int) -> str:
+    """Copy the model directory to `<registry dir>/models/v<version>` (published whole) and return its URL."""
+    from components.data.storage import atomic_dir
+
+    dest = f"{registry_url.rsplit('/', 1)[0] if '/' in registry_url else '.'}/models/v{version}"
+    src_fs, src = fsspec.core.url_to_fs(model_uri)
+    with atomic_dir(dest) as tmp:
+        dst_fs, root = fsspec.core.url_to_fs(tmp)
+        for f in src_fs.find(src):
+            target = f"{root}/{f[len(src.rstrip('/')) + 1 :]}"
+            dst_fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            with src_fs.open(f, "rb") as r, dst_fs.open(target, "wb") as w:
+                shutil.copyfileobj(r, w, 1 << 20)
+    return dest
 
 
 def decision_dict(decision: RegistryDecision) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows import stages
+from flows import growth, stages
 from flows.params import load_params
 
 
@@ -27,8 +27,15 @@ def _publish(name: str, out: stages.StageOutput) -> None:
         create_markdown_artifact(markdown=f"### {name}\n{md}", key=f"{key}-links", description=f"{name}: outputs")
 
 
-def _stage_task(name: str, retries: int = 0):
-    fn = getattr(stages, f"run_{name}")
+def summary_line(name: str, summary: dict[str, Any], limit: int = 400) -> str:
+    """A stage's summary as one log line: its own `line` when it has one, else its flat numbers and verdicts."""
+    text = summary.get("line") or ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)))
+    text = str(text)
+    return f"{name}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def _stage_task(name: str, retries: int = 0, fn: Any = None):
+    fn = fn or getattr(stages, f"run_{name}")
 
     @task(name=name, retries=retries, retry_delay_seconds=[5, 20, 60][:retries] or 0)
     def _run(params_path: str, overrides: list[str]) -> dict[str, Any]:
@@ -37,6 +44,7 @@ def _stage_task(name: str, retries: int = 0):
         out = fn(params)
         compute_s = time.perf_counter() - t0
         _publish(name, out)
+        get_run_logger().info(summary_line(name, out.summary))  # the run's log says what happened, not only "Completed"
         if out.gate is not None and not out.gate.passed:
             raise GateFailedError(f"{name} gate failed: {out.gate.reason}")
         return {**out.summary, "compute_s": round(compute_s, 2)}
@@ -55,6 +63,7 @@ dedup_task = _stage_task("dedup")  # before train: with audit.dedup_policy keep_
 audit_task = _stage_task("audit")  # the overlap audit; needs evaluate's per-sample zero-shot predictions
 report_task = _stage_task("report", retries=2)
 register_task = _stage_task("register", retries=2)
+new_data_task = _stage_task("new_data", fn=growth.run_new_data)  # scheduled retrain: after ingest
 
 STAGE_ORDER = ["synth", "ingest", "validate", "dedup", "train", "evaluate", "audit", "bias", "register", "report"]
 OPTIONAL_STAGES: list[str] = []
@@ -74,7 +83,8 @@ def clip_pipeline(
         params_path: the params.yaml to load (each task re-loads it, so tasks pass paths, not objects).
         overrides: `section.key=value` strings applied on top of params.yaml for this run.
         only_if_data_changed: the scheduled retraining mode: stop early when the data version equals
-            the one the current champion was trained on.
+            the one the current champion was trained on; after ingest, fail when the sources the champion
+            never saw were quarantined past data.validate.max_quarantine_rate (flows/growth.py).
         stages_to_run: stages in order, from STAGE_ORDER and OPTIONAL_STAGES (default: STAGE_ORDER).
     """
     logger = get_run_logger()
@@ -97,6 +107,8 @@ def clip_pipeline(
         t0 = time.perf_counter()
         results[name] = TASKS[name](params_path, overrides)
         timings[name] = {"wall_s": round(time.perf_counter() - t0, 2), "compute_s": results[name]["compute_s"]}
+        if name == "ingest" and only_if_data_changed:  # the new data alone must pass the quarantine threshold
+            results["new_data"] = new_data_task(params_path, overrides)
     total = time.perf_counter() - t_flow
     compute = sum(t["compute_s"] for t in timings.values())
     timings["_total"] = {"wall_s": round(total, 2), "compute_s": round(compute, 2)}

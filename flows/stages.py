@@ -106,7 +106,11 @@ def run_train(params: Params) -> StageOutput:
     from flows.train_stage import run_train as launch_train
 
     model_dir = launch_train(params)
-    info = write_run_info(model_dir, params.to_dict(), data_url=raw_data_url(params) if not params.data.ingest.sources else None)
+    from flows.train_stage import storage_url
+
+    training = _read_json(f"{storage_url(params).rstrip('/')}/run.json").get("training", {})
+    raw = raw_data_url(params) if not params.data.ingest.sources else None
+    info = write_run_info(model_dir, params.to_dict(), data_url=raw, training=training)
     metrics = out_path(params, "train", "metrics.jsonl")
     last = {}
     if _exists(metrics):
@@ -119,6 +123,7 @@ def run_train(params: Params) -> StageOutput:
         {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items() if k in ("loss", "logit_scale", "samples_per_s")}
     )
     summary["data_version"] = info["data_version"]
+    summary.update({f"training/{k}": training.get(k) for k in ("data_version", "init_from", "resumed_from_step", "n_samples")})
     return StageOutput(summary=summary, links={"model": model_dir, "metrics": metrics})
 
 
@@ -320,8 +325,10 @@ def run_register(params: Params) -> StageOutput:
         cfg=params.registry,
         data_version=info.get("data_version"),
         git_revision=git_revision(),
+        training=info.get("training"),
+        archive=True,
     )
-    summary = {"promoted": decision.promoted, "version": decision.version, "reason": decision.reason}
+    summary = {"promoted": decision.promoted, "version": decision.version, "reason": decision.reason, "data": decision.data}
     return StageOutput(summary=summary, links={"registry": url})
 
 

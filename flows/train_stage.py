@@ -73,10 +73,11 @@ def exclude_keys(params: Any) -> list[str]:
         return sorted({line.strip() for line in f if line.strip()})
 
 
-def resume_key(shards: list[str], exclude: list[str] = ()) -> dict[str, str]:
-    """What a checkpoint must share with this run to be resumed, beyond the train config: the training code and the
-    shards (names and sizes). DVC keeps OUT/train/checkpoints across runs (persist), so a run killed mid-training
-    resumes; a code or data change starts fresh instead of resuming a model trained on something else."""
+def resume_key(shards: list[str], exclude: list[str] = (), data: str = "", init: str = "") -> dict[str, str]:
+    """What a checkpoint must share with this run to be resumed, beyond the train config: the training code, the
+    shards (names and sizes), the training data's content version and what the weights started from. DVC keeps
+    OUT/train/checkpoints across runs (persist), so a run killed mid-training resumes; a code or data change starts
+    fresh (or from the champion) instead of resuming, or re-exporting, a model trained on something else."""
     import hashlib
     from pathlib import Path
 
@@ -87,13 +88,63 @@ def resume_key(shards: list[str], exclude: list[str] = ()) -> dict[str, str]:
             if f.suffix in (".py", ".json", ".yaml") and "__pycache__" not in f.parts:
                 code.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
     code.update(Path(__file__).read_bytes())
-    data = hashlib.sha256()
+    fingerprint = hashlib.sha256()
     for url in shards:
         fs, path = fsspec.core.url_to_fs(url)
-        data.update(f"{url}\t{fs.size(path)}\n".encode())
+        fingerprint.update(f"{url}\t{fs.size(path)}\n".encode())
     if exclude:  # excluded keys change the data, but an empty list keeps the keys of older checkpoints valid
-        data.update("\n".join(exclude).encode())
-    return {"code": code.hexdigest()[:16], "shards": data.hexdigest()[:16]}
+        fingerprint.update("\n".join(exclude).encode())
+    key = {"code": code.hexdigest()[:16], "shards": fingerprint.hexdigest()[:16]}
+    key.update({k: v for k, v in (("data", data), ("init", init)) if v})
+    return key
+
+
+def ingest_summary(params: Any) -> dict[str, Any]:
+    """OUT/ingest/summary.json when training reads the ingested shards (train.shards empty); {} otherwise."""
+    url = posixpath.join(params.pipeline.out_root, "ingest", "summary.json")
+    fs, path = fsspec.core.url_to_fs(url)
+    if params.train.shards or not fs.exists(path):
+        return {}
+    with fs.open(path, "r") as f:
+        return json.load(f)
+
+
+def training_data_version(ingest: dict[str, Any], shards: list[str], exclude: list[str]) -> str:
+    """The content version of what training reads: the ingested rows' hash (ingest's data_version), else the shard
+    list's fingerprint; with the dedup exclusions folded in."""
+    import hashlib
+
+    base = ingest.get("data_version") or "shards:" + resume_key(shards)["shards"]
+    if not exclude:
+        return base
+    return f"{base}-x{hashlib.sha256(chr(10).join(exclude).encode()).hexdigest()[:8]}"
+
+
+def champion_init(params: Any) -> dict[str, Any] | None:
+    """With train.init_from: champion, the registry champion's {"model", "version"}; None for scratch or no champion."""
+    if params.train.init_from != "champion":
+        return None
+    from components.registry import load_registry
+    from flows.stages import registry_url
+
+    champion = load_registry(registry_url(params))["champion"]
+    if champion is None:
+        log.warning("train.init_from is 'champion' but the registry has none yet: training from scratch")
+        return None
+    url = champion["model"]  # workers run elsewhere (Ray's session dir, other machines): no relative paths
+    return {"model": url if "://" in url else os.path.abspath(url), "version": champion["version"]}
+
+
+def load_model_tokenizer(model_url: str):
+    """The tokenizer saved in a model directory: continuing a model's weights needs its own token ids."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    import clip_core
+
+    fs, root = fsspec.core.url_to_fs(model_url)
+    text = fs.cat_file(posixpath.join(root, "tokenizer.json")).decode()
+    meta = json.loads(fs.cat_file(posixpath.join(root, "tokenizer.meta.json")))
+    return clip_core.Tokenizer(HFTokenizer.from_str(text), meta["context_length"])
 
 
 def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
@@ -123,21 +174,34 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     t = params.train
     storage = storage_url(params)
     shards = resolve_shards(params)
-    tokenizer = build_tokenizer(params, shards)
+    init = champion_init(params)
+    tokenizer = load_model_tokenizer(init["model"]) if init else build_tokenizer(params, shards)
     fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
-    fn_config["exclude_keys"] = exclude_keys(params)
-    if fn_config["exclude_keys"]:
-        print(f"train: skipping {len(fn_config['exclude_keys'])} samples excluded by the audit's dedup")
+    fn_config["exclude_keys"] = exclude = exclude_keys(params)
+    if exclude:
+        print(f"train: skipping {len(exclude)} samples excluded by the audit's dedup")
     fs, root = fsspec.core.url_to_fs(storage)
     fs.makedirs(root, exist_ok=True)
     from components.train.checkpoint import CheckpointStore
 
-    fn_config["resume_key"] = resume_key(shards, fn_config["exclude_keys"])
-    CheckpointStore(storage).set_aside_if_incompatible(fn_config["train"], resume_key=fn_config["resume_key"])
+    ingest = ingest_summary(params)
+    data = training_data_version(ingest, shards, exclude)
+    init_from = f"champion v{init['version']} ({init['model']})" if init else "scratch"
+    if init:
+        fn_config["init_model"] = init["model"]
+    fn_config["resume_key"] = resume_key(shards, exclude, data=data, init=init_from)
+    store = CheckpointStore(storage)
+    store.set_aside_if_incompatible(fn_config["train"], resume_key=fn_config["resume_key"])
+    latest = store.latest_good()  # only a checkpoint of this data, code, config and start is left to resume
+    training = {"data_version": data, "init_from": init_from, "resumed_from_step": latest.step if latest else None,
+                "n_samples": ingest["n_ingested"] - len(exclude) if ingest else None,
+                "sources": {k: v.get("ingested", 0) for k, v in ingest.get("by_source", {}).items()}}  # fmt: skip
+    how = f"resuming step {latest.step} of this same run" if latest else f"from {init_from}"
+    print(f"train: data version {data}; {how}")
     from flows.provenance import git_revision
 
     record = {"params": params.to_dict(), "git_rev": git_revision(), "shards": shards,
-              "excluded_keys": len(fn_config["exclude_keys"])}  # fmt: skip
+              "excluded_keys": len(exclude), "training": training}  # fmt: skip
     fs.pipe_file(posixpath.join(root, "run.json"), json.dumps(record, indent=2).encode())
     t0 = time.perf_counter()
     launch(

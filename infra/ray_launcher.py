@@ -22,13 +22,25 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")  # the dashboard's Train runs view
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        # a cluster's workers run with the cluster's environment, not ours: pass our logging settings along
+        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": worker_env()})
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     tmp = os.environ.get("CLIP_RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), f"ray-clip-{os.getuid()}")
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp, log_to_driver=True)
+
+
+# Settings the training workers read (progress bars, log levels); a local Ray's workers inherit them anyway.
+WORKER_ENV = ("CLIP_TRAIN_NO_PROGRESS", "RAY_TRAIN_ENABLE_STATE_TRACKING", "TQDM_DISABLE", "PYTHONUNBUFFERED",
+              "PYTHONWARNINGS", "LOGLEVEL", "NCCL_DEBUG", "TORCH_CPP_LOG_LEVEL", "TORCH_DISTRIBUTED_DEBUG")  # fmt: skip
+
+
+def worker_env() -> dict[str, str]:
+    """The WORKER_ENV variables set in this process, for Ray's runtime_env env_vars."""
+    return {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
 
 
 def _ray_storage(storage_path: str) -> str:

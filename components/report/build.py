@@ -205,7 +205,8 @@ def build_report(out_root: str | Path, cfg: ReportConfig, registry_path: str | P
     registry = _load_json(registry_path)
     if registry:
         numbers["registry"] = registry
-        entries = [{k: e[k] for k in ("version", "promoted", "reason", "data_version", "time")} for e in registry["entries"]]
+        cols = ("version", "promoted", "reason", "data", "data_version", "time")
+        entries = [{k: e.get(k, "") for k in cols} for e in registry["entries"]]
         sections.append(Section("Model registry", tables=[("champion/challenger history", entries)]))
 
     card = _model_card(out, evaluation, registry)

@@ -45,6 +45,9 @@ class TrainConfig:
     storage_path: str = ""  # any fsspec URL for checkpoints/metrics; "" = OUT/train
     max_failures: int = 2  # automatic restarts of the worker group after a crash
     tensorboard: bool = False
+    # A run on new data never resumes a checkpoint of other data; it starts from scratch ("") or from the
+    # registry champion's weights ("champion": its tokenizer too; optimiser and lr schedule restart at step 0).
+    init_from: Literal["", "champion"] = ""
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "steps", "accum_steps", "workers", "cpus_per_worker", "log_every", "ckpt_every")
@@ -72,6 +75,8 @@ class TrainConfig:
                 "min_workers < workers (elastic) needs strategy: ddp; DeepSpeed ZeRO checkpoints resume only at "
                 "the same world size. Set min_workers: 0 or strategy: ddp"
             )
+        if self.init_from not in ("", "champion"):
+            raise ValueError(f"init_from must be '' (from scratch) or 'champion', got {self.init_from!r}")
         if self.keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
         if min(self.num_data_workers, self.max_failures + 1, self.shuffle_buffer + 1) < 0:

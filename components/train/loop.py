@@ -7,7 +7,9 @@
     tokenizer_json   the HF tokenizer JSON text; tokenizer_context_length its context length
     ds_config        DeepSpeed config dict (built by infra; None for ddp)
     exclude_keys     optional list of sample keys to skip (the audit's dedup)
-    resume_key       optional {"code", "shards"} fingerprints stored with each checkpoint (see CheckpointStore)
+    resume_key       optional {"code", "shards", "data", "init"} fingerprints stored with each checkpoint (see CheckpointStore)
+    init_model       optional model directory URL whose weights a fresh run starts from (train.init_from: champion);
+                     a resumed run's checkpoint overrides them
     fault            optional test hook {"rank", "step", "flag"}: that rank exits hard at that step
                      once (the flag file records that it happened)
 """
@@ -45,6 +47,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     tokenizer = load_tokenizer(config["tokenizer_json"], config["tokenizer_context_length"])
     model = build_model(cfg)
+    if config.get("init_model"):
+        load_init_weights(model, config["init_model"])
     engine = build_engine(model, cfg, device, config.get("ds_config"))
     loss_fn = build_loss(cfg)
     train_tf = clip_core.image_transform(engine.module.image_size, is_train=True)
@@ -147,6 +151,21 @@ def build_model(cfg: TrainConfig) -> clip_core.CLIP:
     if cfg.loss == "siglip":
         return clip_core.create_model(cfg.model, init_logit_scale=math.log(10), init_logit_bias=-10.0)
     return clip_core.create_model(cfg.model)
+
+
+def load_init_weights(model: clip_core.CLIP, url: str) -> None:
+    """Start from another run's weights (every rank reads them, so ranks agree); a mismatch names the model."""
+    import fsspec
+
+    with tempfile.TemporaryDirectory(prefix="clip-init-") as tmp:
+        local = Path(tmp) / "model.safetensors"
+        with fsspec.open(f"{url.rstrip('/')}/model.safetensors", "rb") as f:
+            local.write_bytes(f.read())
+        sd = clip_core.load_state_dict(local)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"train.init_from: the weights at {url} do not fit this run's model: {e}") from e
 
 
 def build_loss(cfg: TrainConfig):

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Start a local Ray head with the dashboard on 127.0.0.1 (override: RAY_DASHBOARD_HOST, RAY_DASHBOARD_PORT).
-# Then point training at it: RAY_ADDRESS=auto clip-pipeline train   (stop with: ray stop)
+# Then point training at it: RAY_ADDRESS=auto clip-pipeline train   (stop with: .venv/bin/ray stop)
 set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN="${VENV_BIN:-$PWD/.venv/bin}"  # the project's venv, as prefect_server.sh: `ray` need not be on PATH
 HOST="${RAY_DASHBOARD_HOST:-127.0.0.1}"
 PORT="${RAY_DASHBOARD_PORT:-8265}"
 CPUS="${RAY_NUM_CPUS:-$(nproc)}"
 # Ray >= 2.60 enables token auth for local clusters; keep it unless the caller opted out.
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
-ray start --head --num-cpus "$CPUS" --include-dashboard true \
+export RAY_TRAIN_ENABLE_STATE_TRACKING="${RAY_TRAIN_ENABLE_STATE_TRACKING:-1}"  # Train runs in the dashboard
+"$BIN/ray" start --head --num-cpus "$CPUS" --include-dashboard true \
   --dashboard-host "$HOST" --dashboard-port "$PORT" --temp-dir "${RAY_TMPDIR:-/tmp/ray}" "$@"
 echo "Ray dashboard: http://$HOST:$PORT   (RAY_ADDRESS=auto to use this cluster)"

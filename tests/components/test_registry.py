@@ -34,3 +34,23 @@ def test_lower_is_better_and_missing_metric(tmp_path) -> None:
         register_model(url, "d", {"acc": 1.0}, cfg)
     with pytest.raises(ValueError, match="min_gain"):
         RegistryConfig(min_gain=-1)
+
+
+def test_training_record_data_line_and_champion_archive(tmp_path) -> None:
+    model = tmp_path / "train" / "model"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"weights v1")
+    url = str(tmp_path / "registry" / "registry.json")
+    t1 = {"data_version": "sha256:a:1200rows", "init_from": "scratch", "n_samples": 1200, "sources": {"s0.tar": 1200}}
+    d1 = register_model(url, str(model), {"m": 0.5}, RegistryConfig(metric="m"), training=t1, archive=True)
+    assert d1.data == "trained on 1200 samples (data sha256:a:1200rows) from scratch"
+    champion = load_registry(url)["champion"]
+    assert champion["model"].endswith("models/v1") and champion["trained_at"] == str(model)
+    (model / "model.safetensors").write_bytes(b"weights v2")  # the next training run overwrites OUT/train/model
+    assert (tmp_path / "registry" / "models" / "v1" / "model.safetensors").read_bytes() == b"weights v1"
+    t2 = {**t1, "data_version": "sha256:b:1500rows", "n_samples": 1500, "sources": {"s0.tar": 1200, "dl2.tar": 300}}
+    d2 = register_model(url, str(model), {"m": 0.4}, RegistryConfig(metric="m"), training=t2, archive=True)
+    assert not d2.promoted and not (tmp_path / "registry" / "models" / "v2").exists()
+    line = "data sha256:a:1200rows -> sha256:b:1500rows: 1200 -> 1500 samples, +300 from 1 new source(s); trained from scratch"
+    assert d2.data == line
+    assert load_registry(url)["entries"][1]["training"] == t2
