@@ -1,7 +1,8 @@
 """The one strict loader: params.yaml (+ `--set key=value` overrides) -> frozen config dataclasses.
 
 Each component owns its section's dataclass; this module only knows which class reads which
-section. Unknown, missing and mistyped keys are errors naming the file, section and key.
+section. Unknown, missing and mistyped keys are errors naming the file, section and key: a
+missing key is never filled from the dataclass default (defaults serve Python callers only).
 """
 
 from __future__ import annotations
@@ -104,12 +105,12 @@ def build_config(cls: type, data: Mapping[str, Any], where: str) -> Any:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ParamsError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _coerce(hints[name], data[name], f"{where}.{name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ParamsError(f"{where}: missing key '{name}'")
+    kwargs = {name: _coerce(hints[name], data[name], f"{where}.{name}") for name in fields if name in data}
+    # params.yaml is the one source: a dataclass default never stands in for a deleted key (they drift)
+    missing = [name for name in fields if name not in data]
+    if missing:
+        keys = f"key '{missing[0]}'" if len(missing) == 1 else f"keys {missing}"
+        raise ParamsError(f"{where}: missing {keys}; every setting is spelled out in params.yaml (copy it from the project's)")
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:

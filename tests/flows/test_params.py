@@ -51,8 +51,10 @@ def test_build_config_types() -> None:
         build_config(_Outer, {"mode": "c"}, "x")
     with pytest.raises(ParamsError, match=r"x.inner: unknown key"):
         build_config(_Outer, {"mode": "a", "inner": {"q": 1}}, "x")
-    with pytest.raises(ParamsError, match="missing key 'mode'"):
+    with pytest.raises(ParamsError, match=r"missing keys \['mode', 'sizes', 'inner', 'maybe'\]"):
         build_config(_Outer, {}, "x")
+    with pytest.raises(ParamsError, match="x: missing key 'maybe'"):  # a default never stands in for a key
+        build_config(_Outer, {"mode": "a", "sizes": [2], "inner": {"k": 4}}, "x")
     with pytest.raises(ParamsError, match=r"x.sizes\[1\]: expected an integer"):
         build_config(_Outer, {"mode": "a", "sizes": [1, True]}, "x")
 
@@ -66,3 +68,39 @@ def test_evaluate_datasets_take_name_spec_entries_and_plain_names(tmp_path) -> N
         load_params(p, ["evaluate.datasets=[{a: x, b: y}]"])
     with pytest.raises(ParamsError, match=r"evaluate.datasets\[0\]"):
         load_params(p, ["evaluate.datasets=[3]"])
+
+
+def _key_paths(cls: type, data: dict, prefix: str) -> list[str]:
+    """Every key of a section in params.yaml, nested dataclass sections included."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        out.append(f"{prefix}.{f.name}")
+        if dataclasses.is_dataclass(hints[f.name]) and isinstance(data.get(f.name), dict):
+            out += _key_paths(hints[f.name], data[f.name], f"{prefix}.{f.name}")
+    return out
+
+
+def test_deleting_any_key_from_params_yaml_fails_naming_it(tmp_path) -> None:
+    """params.yaml is the single source of configuration: no key can silently fall back to a default."""
+    import yaml
+
+    from flows.params import section_class
+
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    paths = [p for name in SECTIONS for p in _key_paths(section_class(name), raw[name], name)]
+    assert len(paths) > 100
+    for dotted in paths:
+        doc = yaml.safe_load(Path("params.yaml").read_text())
+        *parents, leaf = dotted.split(".")
+        node = doc
+        for part in parents:
+            node = node[part]
+        del node[leaf]
+        p = tmp_path / "params.yaml"
+        p.write_text(yaml.safe_dump(doc))
+        with pytest.raises(ParamsError, match=rf"{'.'.join(parents[1:]) or parents[0]}.*missing key '{leaf}'"):
+            load_params(p)
