@@ -12,6 +12,7 @@ also runs on a GPU; they agree within tolerance (tested).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ import torch
 from .dataset import stratified_split
 from .zeroshot import classification_metrics, topk_accuracy
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class LinearModel:
@@ -30,6 +33,7 @@ class LinearModel:
     W: np.ndarray  # (K', D), K' = 1 for two classes else K
     b: np.ndarray  # (K',)
     classes: np.ndarray  # (K,) the original labels
+    converged: bool = True  # False: the solver stopped at max_iter (the result says so; nothing is hidden)
 
     def logits(self, X: np.ndarray, num_classes: int) -> torch.Tensor:
         """(N, num_classes) float32 logits; classes unseen in training get -inf."""
@@ -47,10 +51,11 @@ def fit_sklearn(X: np.ndarray, y: np.ndarray, C: float, max_iter: int = 1000, to
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=C, max_iter=max_iter, tol=tol)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings(record=True) as caught:  # recorded, not printed: `converged` carries it
+        warnings.simplefilter("always", ConvergenceWarning)
         clf.fit(X, y)
-    return LinearModel(clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64), clf.classes_)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return LinearModel(clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64), clf.classes_, converged)
 
 
 def fit_torch(
@@ -85,7 +90,10 @@ def fit_torch(
         return loss
 
     opt.step(closure)
-    return LinearModel(W.detach().cpu().numpy(), b.detach().cpu().numpy(), classes)
+    # LBFGS keeps its counters on the first parameter; it also stops at max_eval (1.25 x max_iter) evaluations
+    state = opt.state[opt.param_groups[0]["params"][0]]
+    converged = state["n_iter"] < max_iter and state["func_evals"] < opt.param_groups[0]["max_eval"]
+    return LinearModel(W.detach().cpu().numpy(), b.detach().cpu().numpy(), classes, bool(converged))
 
 
 def get_fitter(backend: str, max_iter: int, device: str = "cpu") -> Callable[[np.ndarray, np.ndarray, float], LinearModel]:
@@ -171,7 +179,9 @@ def linear_probe(
     model = fit(X_train, y_train, C)
     metrics = classification_metrics(model.logits(X_test, num_classes), y_test)
     out = {f"lp_{k}": v for k, v in metrics.items()}
-    out.update(C=C, n_train=len(tr_idx), n_val=len(val_idx), n_test=len(y_test))
+    out.update(C=C, n_train=len(tr_idx), n_val=len(val_idx), n_test=len(y_test), converged=float(model.converged))
+    if not model.converged:
+        log.warning("linear probe: the final fit (C=%g) stopped at max_iter=%d without converging", C, max_iter)
     return LinearProbeResult(out, sweep, model)
 
 

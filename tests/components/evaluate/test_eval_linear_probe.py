@@ -83,3 +83,16 @@ def test_fewshot_curve_and_sampling() -> None:
 def test_c_grid_matches_the_paper_range() -> None:
     g = c_grid(1e-6, 1e6, 97)
     assert g[0] == pytest.approx(1e-6) and g[-1] == pytest.approx(1e6) and g[48] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "torch"])
+def test_a_fit_that_stops_at_max_iter_says_so(backend: str) -> None:
+    """Non-convergence is part of the result (`converged`), not a hidden warning."""
+    from components.evaluate.linear_probe import get_fitter
+
+    X, y = _blobs(30, 4, sep=0.3, seed=5)
+    assert not get_fitter(backend, max_iter=2)(X, y, 1e4).converged
+    assert get_fitter(backend, max_iter=1000)(X, y, 1.0).converged
+    Xt, yt = _blobs(10, 4, seed=6)
+    out = linear_probe(X, y, Xt, yt, 4, backend=backend, max_iter=2, c_steps=3, c_init_steps=3)
+    assert out.metrics["converged"] == 0.0
