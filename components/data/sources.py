@@ -8,6 +8,7 @@ import json
 import os
 import posixpath
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 
 from braceexpand import braceexpand
@@ -20,6 +21,10 @@ from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
+
+# what an unreadable or broken source raises (I/O and storage errors, gzip damage, an unknown URL protocol or
+# a missing fsspec backend); anything else is a bug of ours and must surface, not become a quarantine record
+SOURCE_ERRORS = (OSError, EOFError, zlib.error, ValueError, ImportError)
 
 def _with_protocol(fs: object, path: str, url: str) -> str:
     return fs.unstrip_protocol(path) if "://" in url else path  # type: ignore[attr-defined]
@@ -112,7 +117,7 @@ def iter_tar_samples(url: str) -> Iterator[RawSample]:
                     cur.reason, cur.detail, cur.files = "duplicate_key", f"member {entry.name!r} appears twice", {}
                 else:
                     cur.files[ext] = entry.data
-    except Exception as e:  # unreadable shard (missing, permission, not a tar): one record, never a crash
+    except SOURCE_ERRORS as e:  # unreadable shard (missing, permission, not a tar, unknown protocol): one record
         if cur is not None:
             cur.reason, cur.detail, cur.files = "truncated_tar", f"{type(e).__name__}: {e}", {}
         else:
