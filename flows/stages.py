@@ -218,8 +218,8 @@ def run_report(params: Params) -> StageOutput:
 
 
 def eval_root(params: Params) -> str:
-    """Evaluation datasets: the embedded dataset's eval sets unless `evaluate.eval_root` says otherwise."""
-    return getattr(params.evaluate, "eval_root", "") or f"{raw_data_url(params)}/eval"
+    """Where plain eval-set names resolve: `data.raw_root/eval` (other sets come as `evaluate.datasets` specs)."""
+    return f"{raw_data_url(params)}/eval"
 
 
 def registry_url(params: Params) -> str:
