@@ -8,17 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=.whl_ray
 PY=${PY:-python3}
-pin() {
-  local norm; norm=$(echo "$1" | tr 'A-Z_.' 'a-z--')
-  awk -F'==' -v n="$norm" '{k=tolower($1); gsub(/[_.]/,"-",k); if (k==n) print $0}' constraints.txt
-}
+source benchmarks/gpu_pins.sh
 rm -rf "$DIR"
 mkdir -p "$DIR/a" "$DIR/b" "$DIR/full"
-plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any)
-"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
-  "${plat[@]}" -d "$DIR/full" "$(pin ray)"
-"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
-  "${plat[@]}" -d "$DIR/b" "$(pin jsonschema)" "$(pin jsonschema-specifications)" "$(pin referencing)" "$(pin rpds-py)" \
+"$PY" -m pip download -q --no-deps "${CP312[@]}" -d "$DIR/full" "$(pin ray)"
+"$PY" -m pip download -q --no-deps "${CP312[@]}" -d "$DIR/b" "$(pin jsonschema)" "$(pin jsonschema-specifications)" "$(pin referencing)" "$(pin rpds-py)" \
   "$(pin tensorboardX)"
 whl=$(ls "$DIR/full"/ray-*.whl)
 basename "$whl" > "$DIR/b/ray.name"

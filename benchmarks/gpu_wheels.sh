@@ -13,20 +13,13 @@ LIMIT_MIB=60
 PKGS=(webdataset braceexpand hjson pydantic pydantic_core annotated-types typing-inspection typing_extensions
       open_clip_torch ftfy wcwidth clip-benchmark)
 
-pin() {  # NAME -> NAME==VERSION from constraints.txt (names compared as pip normalises them)
-  local norm; norm=$(echo "$1" | tr 'A-Z_.' 'a-z--')
-  local line; line=$(awk -F'==' -v n="$norm" '{k=tolower($1); gsub(/[_.]/,"-",k); if (k==n) print $0}' constraints.txt)
-  [[ -n "$line" ]] || { echo "gpu-wheels: $1 is not pinned in constraints.txt" >&2; exit 1; }
-  echo "$line"
-}
+source benchmarks/gpu_pins.sh
 
 rm -rf "$DIR"
 mkdir -p "$DIR"
 specs=()
 for p in "${PKGS[@]}"; do specs+=("$(pin "$p")"); done
-plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any)
-"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
-  "${plat[@]}" -d "$DIR" "${specs[@]}"
+"$PY" -m pip download -q --no-deps "${CP312[@]}" -d "$DIR" "${specs[@]}"
 # DeepSpeed ships only an sdist; the kit builds it there with DS_BUILD_OPS=0 against the machine's torch
 "$PY" -m pip download -q --no-deps --no-binary=:all: -d "$DIR" "$(pin deepspeed)"
 ls -1 "$DIR" > "$DIR/MANIFEST.txt"
