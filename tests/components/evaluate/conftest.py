@@ -196,3 +196,18 @@ def formats():
     import types
 
     return types.SimpleNamespace(write_all=write_all_formats, write_tar=write_tar, png=_png)
+
+
+def _clip_benchmark_accuracy(output, target, topk=(1,)):
+    """clip_benchmark 1.6's `accuracy` with the one numpy-2.4 fix ([0] before float())."""
+    pred = output.topk(max(topk), 1, True, True)[1].t()
+    correct = pred.eq(target.view(1, -1).expand_as(pred))
+    n = len(target)
+    return [float(correct[:k].reshape(-1).float().sum(0, keepdim=True).cpu().numpy()[0]) / n for k in topk]
+
+
+@pytest.fixture()
+def clip_benchmark_numpy24(monkeypatch):
+    """Parity tests: clip-benchmark 1.6's `accuracy` calls float() on a 1-element array, which numpy >= 2.4 refuses."""
+    zsc = pytest.importorskip("clip_benchmark.metrics.zeroshot_classification")
+    monkeypatch.setattr(zsc, "accuracy", _clip_benchmark_accuracy)

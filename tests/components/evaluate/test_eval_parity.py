@@ -19,20 +19,7 @@ from components.evaluate.zeroshot import build_classifier, classification_metric
 open_clip = pytest.importorskip("open_clip")
 zsc = pytest.importorskip("clip_benchmark.metrics.zeroshot_classification")
 zsr = pytest.importorskip("clip_benchmark.metrics.zeroshot_retrieval")
-pytestmark = pytest.mark.parity
-
-
-def _accuracy(output, target, topk=(1,)):
-    """clip_benchmark's accuracy with the one numpy-2.4 fix ([0] before float)."""
-    pred = output.topk(max(topk), 1, True, True)[1].t()
-    correct = pred.eq(target.view(1, -1).expand_as(pred))
-    n = len(target)
-    return [float(correct[:k].reshape(-1).float().sum(0, keepdim=True).cpu().numpy()[0]) / n for k in topk]
-
-
-@pytest.fixture(autouse=True)
-def _numpy24_accuracy(monkeypatch):
-    monkeypatch.setattr(zsc, "accuracy", _accuracy)
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("clip_benchmark_numpy24")]
 
 
 class _Images(Dataset):
@@ -106,7 +93,7 @@ def test_metric_functions_match_on_random_scores() -> None:
     for n_classes in (5, 10, 37):
         logits = torch.randn(200, n_classes, generator=g)
         labels = torch.randint(0, n_classes, (200,), generator=g)
-        acc1, acc5 = _accuracy(logits, labels, (1, 5))
+        acc1, acc5 = zsc.accuracy(logits, labels, (1, 5))  # the numpy-2.4-patched copy (conftest)
         ref = {"acc1": acc1, "acc5": acc5, "mean_per_class_recall": balanced_accuracy_score(labels, logits.argmax(1))}
         assert classification_metrics(logits, labels.numpy()) == ref
     # retrieval: 12 images with 1-3 captions each, random features

@@ -20,18 +20,7 @@ from components.evaluate.zeroshot import average_precision_per_class, build_clas
 open_clip = pytest.importorskip("open_clip")
 zsc = pytest.importorskip("clip_benchmark.metrics.zeroshot_classification")
 builder = pytest.importorskip("clip_benchmark.datasets.builder")
-pytestmark = pytest.mark.parity
-
-
-def _accuracy(output, target, topk=(1,)):
-    pred = output.topk(max(topk), 1, True, True)[1].t()
-    correct = pred.eq(target.view(1, -1).expand_as(pred))
-    return [float(correct[:k].reshape(-1).float().sum(0, keepdim=True).cpu().numpy()[0]) / len(target) for k in topk]
-
-
-@pytest.fixture(autouse=True)
-def _numpy24_accuracy(monkeypatch):
-    monkeypatch.setattr(zsc, "accuracy", _accuracy)
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("clip_benchmark_numpy24")]
 
 
 def test_wds_zeroshot_matches_clip_benchmark_on_the_same_files(formats, tmp_path, tiny_model) -> None:
