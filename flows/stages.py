@@ -16,6 +16,7 @@ from typing import Any
 
 import fsspec
 
+from components.io import is_absolute_ref, is_url
 from flows.params import Params
 from flows.provenance import data_version, git_revision, write_run_info
 
@@ -225,7 +226,7 @@ def eval_root(params: Params) -> str:
 def registry_url(params: Params) -> str:
     """registry.path, relative to the output root unless it is absolute or a URL."""
     url = params.registry.path
-    return url if "://" in url or url.startswith("/") else out_path(params, url)
+    return url if is_absolute_ref(url) else out_path(params, url)
 
 
 # ----------------------------------------------------------------------------- audit
@@ -310,9 +311,7 @@ def run_register(params: Params) -> StageOutput:
     from components.registry import register_model
 
     metrics = _read_json(out_path(params, "evaluate", "metrics.json"))
-    url = params.registry.path
-    if "://" not in url and not url.startswith("/"):
-        url = out_path(params, url)
+    url = registry_url(params)
     info = (
         _read_json(out_path(params, "train", "model", "run_info.json"))
         if _exists(out_path(params, "train", "model", "run_info.json"))
@@ -351,7 +350,7 @@ def snapshot_params(params: Params, params_path: str) -> str:
 
     text = Path(params_path).read_text()
     target = out_path(params, "run_params.yaml")
-    if "://" in target:
+    if is_url(target):
         import tempfile
 
         fd, local = tempfile.mkstemp(prefix="clip-params-", suffix=".yaml")

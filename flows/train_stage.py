@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import posixpath
 import time
 from typing import Any
 
 import fsspec
+
+from components.io import absolute
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 def storage_url(params: Any) -> str:
     """Where checkpoints, metrics and the model go: train.storage_path, default OUT/train (local paths made absolute)."""
     url = params.train.storage_path or posixpath.join(params.pipeline.out_root, "train")
-    return url if "://" in url else os.path.abspath(url)
+    return absolute(url)
 
 
 def resolve_shards(params: Any) -> list[str]:
@@ -132,7 +133,7 @@ def champion_init(params: Any) -> dict[str, Any] | None:
         log.warning("train.init_from is 'champion' but the registry has none yet: training from scratch")
         return None
     url = champion["model"]  # workers run elsewhere (Ray's session dir, other machines): no relative paths
-    return {"model": url if "://" in url else os.path.abspath(url), "version": champion["version"]}
+    return {"model": absolute(url), "version": champion["version"]}
 
 
 def load_model_tokenizer(model_url: str):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from components.io import json_safe, write_atomic, write_json
+from components.io import is_absolute_ref, json_safe, write_atomic, write_json
 
 from .config import AuditConfig
 from .hashing import (
@@ -70,7 +70,7 @@ def load_eval_images(eval_dir: str, predictions_csv: str | None = None) -> EvalI
         man = pd.read_csv(f)
     images = []
     for ref in man["image"].astype(str):
-        url = ref if ("://" in ref or ref.startswith("/")) else f"{root}/{ref}"
+        url = ref if is_absolute_ref(ref) else f"{root}/{ref}"
         with fsspec.open(url, "rb") as f:
             images.append(Image.open(io.BytesIO(f.read())).convert("RGB"))
     correct = None

@@ -18,6 +18,7 @@ from components.data.config import IngestConfig
 from components.data.manifests import MANIFEST_SUFFIXES, iter_manifest_rows
 from components.data.storage import url_to_fs
 from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar
+from components.io import is_remote, is_url
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
@@ -26,8 +27,9 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 # a missing fsspec backend); anything else is a bug of ours and must surface, not become a quarantine record
 SOURCE_ERRORS = (OSError, EOFError, zlib.error, ValueError, ImportError)
 
+
 def _with_protocol(fs: object, path: str, url: str) -> str:
-    return fs.unstrip_protocol(path) if "://" in url else path  # type: ignore[attr-defined]
+    return fs.unstrip_protocol(path) if is_url(url) else path  # type: ignore[attr-defined]
 
 
 def expand_sources(sources: Sequence[str]) -> list[tuple[str, str]]:
@@ -63,7 +65,7 @@ def _classify(url: str) -> tuple[str, str]:
 def source_id(url: str) -> str:
     """A source file's name for key namespaces and per-source counts: local paths relative to the working directory
     (the project root for DVC and the flows) when inside it, so a project checked out elsewhere keeps its keys."""
-    if "://" in url and not url.startswith("file://"):
+    if is_remote(url):
         return url
     path = os.path.abspath(url.removeprefix("file://"))
     rel = os.path.relpath(path, os.getcwd())
@@ -165,7 +167,7 @@ def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, c
     if caption is None or (isinstance(caption, float) and caption != caption):
         s.reason, s.detail = "missing_caption", "no caption value"
         return s
-    if "://" in image:
+    if is_url(image):
         ifs, ipath = url_to_fs(image)
     else:
         ifs, ipath = fs, image if image.startswith("/") else posixpath.normpath(posixpath.join(base, image))

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.io import is_absolute_ref
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
@@ -100,7 +102,7 @@ class EvalDataset:
 
 
 def _resolve(root: Path, image: str) -> str:
-    if "://" in image or Path(image).is_absolute():
+    if is_absolute_ref(image):
         return image
     return str(root / image)
 

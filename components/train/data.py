@@ -24,6 +24,8 @@ import webdataset as wds
 from braceexpand import braceexpand
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from components.io import absolute, is_url
+
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 
 
@@ -35,14 +37,14 @@ def expand_shards(spec: str) -> list[str]:
     urls: list[str] = []
     for part in braceexpand(spec):
         if any(c in part for c in "*?["):
-            if "://" in part:
+            if is_url(part):
                 fs, _ = fsspec.core.url_to_fs(part)
                 protocol = part.split("://", 1)[0]
                 urls += [f"{protocol}://{p}" if not p.startswith(f"{protocol}://") else p for p in fs.glob(part)]
             else:
                 urls += [os.path.abspath(p) for p in glob.glob(part)]
         else:
-            urls.append(part if "://" in part else os.path.abspath(part))
+            urls.append(absolute(part))
     if not urls:
         raise FileNotFoundError(f"no training shards match {spec!r}; run `clip-pipeline data ingest` or set train.shards")
     return sorted(set(urls))
