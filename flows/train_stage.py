@@ -31,16 +31,14 @@ def resolve_shards(params: Any) -> list[str]:
 
 def read_captions(shards: list[str], limit: int = 200_000) -> list[str]:
     """Captions (`.txt` members) of the shards, for training a tokenizer; stops after `limit`."""
-    import tarfile
+    from components.data.tarstream import iter_shard_samples
 
     captions: list[str] = []
-    for url in shards:
-        with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-            for m in tar:
-                if m.isfile() and m.name.endswith(".txt"):
-                    captions.append(tar.extractfile(m).read().decode("utf-8", "replace"))
-                    if len(captions) >= limit:
-                        return captions
+    for sample in iter_shard_samples(shards):
+        if "txt" in sample:
+            captions.append(sample["txt"].decode("utf-8", "replace"))
+            if len(captions) >= limit:
+                return captions
     return captions
 
 

@@ -17,7 +17,7 @@ from components.data.checks import IMAGE_EXTS, RawSample
 from components.data.config import IngestConfig
 from components.data.manifests import MANIFEST_SUFFIXES, iter_manifest_rows
 from components.data.storage import url_to_fs
-from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar
+from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar, split_key
 from components.io import is_remote, is_url
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -76,12 +76,6 @@ def source_tag(url: str) -> str:
     """12 hex digits of sha256(source_id): the namespace of the source's keys (a collision of two sources' tags
     would show as `duplicate_key` quarantines, never as merged samples)."""
     return hashlib.sha256(source_id(url).encode()).hexdigest()[:12]
-
-
-def split_key(name: str) -> tuple[str, str]:
-    """webdataset convention: key is the path up to the first dot of the file name, extension the rest (lower-case)."""
-    m = re.match(r"^((?:.*/|)[^./]*)\.?([^/]*)$", name)
-    return (m.group(1), m.group(2).lower()) if m else (name, "")
 
 
 def is_unsafe(name: str) -> bool:
