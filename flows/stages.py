@@ -236,73 +236,21 @@ def run_dedup(params: Params) -> StageOutput:
 
 
 def run_audit(params: Params, steps: tuple[str, ...] = ("overlap",)) -> StageOutput:
-    """Dedup the training set and/or audit train/eval overlap; writes OUT/audit/{dedup,overlap,summary}.json.
+    """Dedup the training set and/or audit train/eval overlap (components/audit); writes OUT/audit/*.json.
 
-    Reads OUT/ingest/metadata.parquet (+ shards for pixels), OUT/raw/eval and the evaluation stage's
+    Reads OUT/ingest (metadata.parquet, shards), the eval sets under `eval_root` and the evaluation stage's
     per-sample zero-shot predictions (OUT/evaluate/results/<dataset>/zeroshot_predictions.csv).
     """
-    import pandas as pd
+    from components.audit.suite import run_audit as audit
 
-    from components.audit.dedup import dedup, save_dedup
-    from components.audit.overlap import gate, load_eval_images, run_overlap
-    from components.audit.shards import load_shard_images, shard_features
-    from components.io import write_json
-
-    cfg = params.audit
     out = out_path(params, "audit")
-    with fsspec.open(out_path(params, "ingest", "metadata.parquet"), "rb") as f:
-        meta = pd.read_parquet(f)
-    shards = out_path(params, "ingest", "shards")
-    descriptors, thumbs = shard_features(shards, meta) if (cfg.use_embeddings or cfg.verify) else (None, None)
-    summary: dict[str, Any] = {}
-    links: dict[str, str] = {}
-    dup_rate = None
-    if "dedup" in steps:
-        d = dedup(meta, cfg, descriptors, thumbs)
-        s = save_dedup(d, out, cfg)
-        dup_rate = d.duplicate_rate
-        summary.update({f"dedup/{k}": v for k, v in s.items() if isinstance(v, (int, float, str)) and k != "exclude_keys_file"})
-        links["dedup"] = f"{out}/dedup.json"
-        if cfg.dedup_policy != "report":
-            links["exclude keys"] = f"{out}/exclude_keys.txt"
-    rows: list[Any] = []
-    if "overlap" in steps:
-        fs, root = fsspec.core.url_to_fs(eval_root(params))
-        names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False) if fs.exists(f"{p}/manifest.csv"))
-        if params.evaluate.datasets:
-            names = [n for n in names if n in params.evaluate.datasets]
-        evals = [
-            load_eval_images(f"{eval_root(params)}/{n}", out_path(params, "evaluate", "results", n, "zeroshot_predictions.csv"))
-            for n in names
-        ]
-        doc = run_overlap(
-            meta["key"].astype(str).tolist(),
-            meta["phash"].astype(str).tolist(),
-            evals,
-            cfg,
-            out,
-            lambda keys: load_shard_images(shards, meta, keys),
-            descriptors,
-            thumbs,
-        )
-        rows = doc["_rows"]
-        summary.update({f"overlap/{k}": v for k, v in doc["summary"].items() if k != "line"})
-        for r in doc["datasets"]:
-            for k in ("overlap_rate", "acc_all", "acc_clean", "acc_overlap", "all_minus_clean", "p_value", "significant"):
-                summary[f"{r['dataset']}/{k}"] = r[k]
-        links.update({"overlap": f"{out}/overlap.html", "overlap json": f"{out}/overlap.json"})
-        summary_line = doc["summary"]["line"]
-    passed, reason = gate(rows, cfg, dup_rate)
-    summary["gate/passed"] = passed
-    dedup_json = out_path(params, "audit", "dedup.json")
-    if "dedup" not in steps and _exists(dedup_json):  # the overlap step after a separate dedup stage: report both
-        earlier = {k: v for k, v in _read_json(dedup_json).items() if isinstance(v, (int, float, str))}
-        summary = {**{f"dedup/{k}": v for k, v in earlier.items() if k != "exclude_keys_file"}, **summary}
-    write_json(f"{out}/summary.json", summary)  # flat numbers for the report
+    names = params.evaluate.datasets
+    include = [n for n in names if isinstance(n, str)] if names else None  # `{name: spec}` sets are not audited
+    r = audit(out_path(params, "ingest"), eval_root(params), out_path(params, "evaluate", "results"), out, params.audit,
+              steps, include)  # fmt: skip
     write_run_info(out, params.to_dict())
-    if "overlap" in steps:
-        summary = {"line": summary_line, **summary}
-    return StageOutput(summary=summary, links={**links, "summary": f"{out}/summary.json"}, gate=Gate(passed, reason))
+    summary = {"line": r.line, **r.summary} if r.line is not None else r.summary
+    return StageOutput(summary=summary, links=r.files, gate=Gate(r.passed, r.reason))
 
 
 # ----------------------------------------------------------------------------- register
