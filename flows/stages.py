@@ -73,13 +73,15 @@ def ingest_sources(params: Params) -> list[str]:
     return list(params.data.ingest.sources) or [f"{raw_data_url(params)}/train"]
 
 
-def run_ingest(params: Params) -> StageOutput:
-    """Normalise and re-shard the sources, quarantining bad samples with a reason."""
+def run_ingest(params: Params, sources: list[str] | None = None, out: str | None = None) -> StageOutput:
+    """Normalise and re-shard the sources (default: data.ingest.sources or the embedded dataset) into `out` (default
+    OUT/ingest), quarantining bad samples with a reason."""
     from components.data.ingest import ingest
 
-    out = out_path(params, "ingest")
-    r = ingest(ingest_sources(params), out, params.data.ingest)
-    write_run_info(out, params.to_dict(), data_url=raw_data_url(params) if not params.data.ingest.sources else None)
+    out = out or out_path(params, "ingest")
+    r = ingest(sources or ingest_sources(params), out, params.data.ingest)
+    embedded = not sources and not params.data.ingest.sources  # the raw data DVC versions
+    write_run_info(out, params.to_dict(), data_url=raw_data_url(params) if embedded else None)
     summary = {"input": r.n_input, "ingested": r.n_ingested, "quarantined": r.n_quarantined, "shards": r.n_shards}
     summary.update({f"quarantined/{k}": v for k, v in r.by_reason.items()})
     summary["samples_per_s"] = round(r.samples_per_s, 1)
@@ -102,43 +104,26 @@ def run_validate(params: Params) -> StageOutput:
 
 
 # ----------------------------------------------------------------------------- train, evaluate, report
-def run_train(params: Params) -> StageOutput:
-    """Pre-train on Ray workers (DeepSpeed or DDP); the model directory lands in OUT/train/model."""
+def run_train(params: Params, address: str | None = None) -> StageOutput:
+    """Pre-train on Ray workers (DeepSpeed or DDP; `address`: an existing Ray cluster); the model lands in OUT/train/model."""
+    from components.train.history import export_curve
     from flows.train_stage import run_train as launch_train
-
-    model_dir = launch_train(params)
     from flows.train_stage import storage_url
 
+    model_dir = launch_train(params, address=address)
     training = _read_json(f"{storage_url(params).rstrip('/')}/run.json").get("training", {})
     raw = raw_data_url(params) if not params.data.ingest.sources else None
     info = write_run_info(model_dir, params.to_dict(), data_url=raw, training=training)
     metrics = out_path(params, "train", "metrics.jsonl")
-    last = {}
-    if _exists(metrics):
-        with fsspec.open(metrics, "r") as f:
-            lines = [line for line in f.read().splitlines() if line.strip()]
-        last = json.loads(lines[-1]) if lines else {}
-    _metrics_csv(metrics, out_path(params, "train", "metrics.csv"))
-    summary = {"steps": params.train.steps, "strategy": params.train.strategy, "workers": params.train.workers}
+    last = export_curve(metrics, out_path(params, "train", "metrics.csv"))
+    t = params.train
+    summary = {"steps": t.steps, "strategy": t.strategy, "workers": t.workers}
     summary.update(
         {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items() if k in ("loss", "logit_scale", "samples_per_s")}
     )
     summary["data_version"] = info["data_version"]
     summary.update({f"training/{k}": training.get(k) for k in ("data_version", "init_from", "resumed_from_step", "n_samples")})
     return StageOutput(summary=summary, links={"model": model_dir, "metrics": metrics})
-
-
-def _metrics_csv(jsonl_url: str, csv_url: str) -> None:
-    """The training curve as CSV (step, loss, lr, logit_scale) for `dvc plots`."""
-    if not _exists(jsonl_url):
-        return
-    with fsspec.open(jsonl_url, "r") as f:
-        rows = [json.loads(line) for line in f.read().splitlines() if line.strip()]
-    cols = ["step", "loss", "lr", "logit_scale", "samples_per_s"]
-    with fsspec.open(csv_url, "w") as f:
-        f.write(",".join(cols) + "\n")
-        for r in rows:
-            f.write(",".join(str(r.get(c, "")) for c in cols) + "\n")
 
 
 def run_evaluate(params: Params) -> StageOutput:
