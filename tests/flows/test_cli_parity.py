@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import posixpath
+import sys
 from pathlib import Path
 
 from flows.cli import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "components" / "train"))
+from shapes_data import write_shape_shards  # noqa: E402
 
 
 def _files(root: Path) -> set[str]:
@@ -27,11 +31,9 @@ def test_stage_subcommands_and_stage_runner_write_the_same_files(tmp_path, monke
 
     monkeypatch.setattr(infra.ray_launcher, "launch", _fake_launch)
     raw = tmp_path / "raw"
-    base = [f"data.raw_root={raw}", "data.synth.n_train=60", "data.synth.samples_per_shard=30", "data.synth.n_eval_per_class=1",
-            "data.synth.n_retrieval=2", "data.synth.n_planted_duplicates=1", "data.synth.n_compositional_per_pair=1",
-            "data.synth.num_workers=1", "data.ingest.num_workers=0", "data.ingest.progress=false", "train.model=tiny"]  # fmt: skip
+    write_shape_shards(raw / "train", n_shards=1, per_shard=24)  # the embedded dataset's place, in miniature
+    base = [f"data.raw_root={raw}", "data.ingest.num_workers=0", "data.ingest.progress=false", "train.model=tiny"]
     sets = [a for o in base for a in ("--set", o)]
-    assert main([*sets, "data", "synth"]) == 0
     a, b = tmp_path / "a", tmp_path / "b"
     assert main([*sets, "--set", f"pipeline.out_root={a}", "data", "ingest"]) == 0
     assert main([*sets, "--set", f"pipeline.out_root={b}", "stage", "ingest"]) == 0
