@@ -10,7 +10,7 @@ from pathlib import Path
 from flows.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "components" / "train"))
-from shapes_data import write_shape_shards  # noqa: E402
+from shapes_data import write_shape_shards
 
 
 def _files(root: Path) -> set[str]:
@@ -22,7 +22,10 @@ def _fake_launch(train_fn, fn_config, *, storage_path, **kw) -> None:
     model = Path(storage_path) / "model"
     model.mkdir(parents=True, exist_ok=True)
     (model / "model.safetensors").write_bytes(b"weights")
-    records = [{"step": 4, "loss": 2.5, "lr": 0.1, "logit_scale": 14.3}, {"step": 8, "loss": 2.25, "lr": 0.05, "logit_scale": 14.3}]
+    records = [
+        {"step": 4, "loss": 2.5, "lr": 0.1, "logit_scale": 14.3},
+        {"step": 8, "loss": 2.25, "lr": 0.05, "logit_scale": 14.3},
+    ]
     (Path(storage_path) / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
