@@ -124,7 +124,7 @@ def load_eval_dataset(root: str | Path, default_templates: Sequence[str] | None 
 
     Without templates.txt the prompts are `default_templates`, or CLIP's 80 ImageNet templates when None.
     """
-    root = root.rstrip("/") if is_url(str(root)) else str(Path(root))
+    root = str(root).rstrip("/") if is_url(str(root)) else str(Path(root))
     fs, _ = fsspec.core.url_to_fs(root)
 
     def read(name: str) -> bytes | None:
