@@ -28,8 +28,28 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
+def is_url(location: Path | str) -> bool:
+    """A URL with a protocol (`s3://`, `memory://`, `file://`, ...) rather than a plain local path."""
+    return "://" in str(location)
+
+
+def is_remote(location: Path | str) -> bool:
+    """A URL that is not a local file: `file://` URLs and plain paths are local."""
+    return is_url(location) and not str(location).startswith("file://")
+
+
+def absolute(location: str) -> str:
+    """URLs as they are, local paths made absolute (Ray workers run in another working directory)."""
+    return location if is_url(location) else os.path.abspath(location)
+
+
+def is_absolute_ref(ref: str) -> bool:
+    """A manifest's image reference that stands on its own (a URL or an absolute path), not relative to the manifest."""
+    return is_url(ref) or ref.startswith("/")
+
+
 def _atomic(path: Path | str, write: Any) -> Path | str:
-    if "://" in str(path) and not str(path).startswith("file://"):
+    if is_remote(path):
         return _atomic_remote(str(path), write)
     path = Path(str(path).removeprefix("file://"))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,19 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:  # the section classes, for type checkers and readers; loaded lazily at run time (section_class)
+    from components.audit.config import AuditConfig
+    from components.bias.config import BiasConfig
+    from components.data.config import DataConfig
+    from components.evaluate.config import EvaluateConfig
+    from components.registry import RegistryConfig
+    from components.report.build import ReportConfig
+    from components.train.config import TrainConfig
+    from flows.config import PipelineConfig
 
 # section name -> "module:Class". Classes live in light modules (no torch import at load time).
 SECTIONS: dict[str, str] = {
@@ -37,16 +47,26 @@ class ParamsError(ValueError):
 
 @dataclass(frozen=True)
 class Params:
-    """All sections, resolved. Access as `params.train`, `params.data`, ..."""
+    """All sections, resolved and typed: `params.train` is the TrainConfig, `params.data` the DataConfig, ...
 
-    sections: Mapping[str, Any]
-    source: str
+    One field per SECTIONS entry (a test keeps them equal); the classes are imported lazily by `section_class`,
+    so the annotations below are strings only (`clip-pipeline --help` stays light).
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.sections[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    pipeline: PipelineConfig
+    data: DataConfig
+    registry: RegistryConfig
+    report: ReportConfig
+    evaluate: EvaluateConfig
+    train: TrainConfig
+    bias: BiasConfig
+    audit: AuditConfig
+    source: str = ""
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        """Section name -> its config, in SECTIONS order."""
+        return {name: getattr(self, name) for name in SECTIONS}
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (recorded beside every output)."""
@@ -80,7 +100,7 @@ def load_params(path: str | Path = "params.yaml", overrides: Sequence[str] = ())
         if name not in raw:
             raise ParamsError(f"{path}: missing section '{name}'")
         sections[name] = build_config(section_class(name), raw[name] or {}, f"{path}: {name}")
-    return Params(sections=types.MappingProxyType(sections), source=str(path))
+    return Params(**sections, source=str(path))
 
 
 def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import fsspec
 
+from components.io import is_absolute_ref, is_url
 from flows.params import Params
 from flows.provenance import data_version, git_revision, write_run_info
 
@@ -72,13 +73,15 @@ def ingest_sources(params: Params) -> list[str]:
     return list(params.data.ingest.sources) or [f"{raw_data_url(params)}/train"]
 
 
-def run_ingest(params: Params) -> StageOutput:
-    """Normalise and re-shard the sources, quarantining bad samples with a reason."""
+def run_ingest(params: Params, sources: list[str] | None = None, out: str | None = None) -> StageOutput:
+    """Normalise and re-shard the sources (default: data.ingest.sources or the embedded dataset) into `out` (default
+    OUT/ingest), quarantining bad samples with a reason."""
     from components.data.ingest import ingest
 
-    out = out_path(params, "ingest")
-    r = ingest(ingest_sources(params), out, params.data.ingest)
-    write_run_info(out, params.to_dict(), data_url=raw_data_url(params) if not params.data.ingest.sources else None)
+    out = out or out_path(params, "ingest")
+    r = ingest(sources or ingest_sources(params), out, params.data.ingest)
+    embedded = not sources and not params.data.ingest.sources  # the raw data DVC versions
+    write_run_info(out, params.to_dict(), data_url=raw_data_url(params) if embedded else None)
     summary = {"input": r.n_input, "ingested": r.n_ingested, "quarantined": r.n_quarantined, "shards": r.n_shards}
     summary.update({f"quarantined/{k}": v for k, v in r.by_reason.items()})
     summary["samples_per_s"] = round(r.samples_per_s, 1)
@@ -101,43 +104,26 @@ def run_validate(params: Params) -> StageOutput:
 
 
 # ----------------------------------------------------------------------------- train, evaluate, report
-def run_train(params: Params) -> StageOutput:
-    """Pre-train on Ray workers (DeepSpeed or DDP); the model directory lands in OUT/train/model."""
+def run_train(params: Params, address: str | None = None) -> StageOutput:
+    """Pre-train on Ray workers (DeepSpeed or DDP; `address`: an existing Ray cluster); the model lands in OUT/train/model."""
+    from components.train.history import export_curve
     from flows.train_stage import run_train as launch_train
-
-    model_dir = launch_train(params)
     from flows.train_stage import storage_url
 
+    model_dir = launch_train(params, address=address)
     training = _read_json(f"{storage_url(params).rstrip('/')}/run.json").get("training", {})
     raw = raw_data_url(params) if not params.data.ingest.sources else None
     info = write_run_info(model_dir, params.to_dict(), data_url=raw, training=training)
     metrics = out_path(params, "train", "metrics.jsonl")
-    last = {}
-    if _exists(metrics):
-        with fsspec.open(metrics, "r") as f:
-            lines = [line for line in f.read().splitlines() if line.strip()]
-        last = json.loads(lines[-1]) if lines else {}
-    _metrics_csv(metrics, out_path(params, "train", "metrics.csv"))
-    summary = {"steps": params.train.steps, "strategy": params.train.strategy, "workers": params.train.workers}
+    last = export_curve(metrics, out_path(params, "train", "metrics.csv"))
+    t = params.train
+    summary = {"steps": t.steps, "strategy": t.strategy, "workers": t.workers}
     summary.update(
         {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items() if k in ("loss", "logit_scale", "samples_per_s")}
     )
     summary["data_version"] = info["data_version"]
     summary.update({f"training/{k}": training.get(k) for k in ("data_version", "init_from", "resumed_from_step", "n_samples")})
     return StageOutput(summary=summary, links={"model": model_dir, "metrics": metrics})
-
-
-def _metrics_csv(jsonl_url: str, csv_url: str) -> None:
-    """The training curve as CSV (step, loss, lr, logit_scale) for `dvc plots`."""
-    if not _exists(jsonl_url):
-        return
-    with fsspec.open(jsonl_url, "r") as f:
-        rows = [json.loads(line) for line in f.read().splitlines() if line.strip()]
-    cols = ["step", "loss", "lr", "logit_scale", "samples_per_s"]
-    with fsspec.open(csv_url, "w") as f:
-        f.write(",".join(cols) + "\n")
-        for r in rows:
-            f.write(",".join(str(r.get(c, "")) for c in cols) + "\n")
 
 
 def run_evaluate(params: Params) -> StageOutput:
@@ -225,7 +211,7 @@ def eval_root(params: Params) -> str:
 def registry_url(params: Params) -> str:
     """registry.path, relative to the output root unless it is absolute or a URL."""
     url = params.registry.path
-    return url if "://" in url or url.startswith("/") else out_path(params, url)
+    return url if is_absolute_ref(url) else out_path(params, url)
 
 
 # ----------------------------------------------------------------------------- audit
@@ -235,73 +221,21 @@ def run_dedup(params: Params) -> StageOutput:
 
 
 def run_audit(params: Params, steps: tuple[str, ...] = ("overlap",)) -> StageOutput:
-    """Dedup the training set and/or audit train/eval overlap; writes OUT/audit/{dedup,overlap,summary}.json.
+    """Dedup the training set and/or audit train/eval overlap (components/audit); writes OUT/audit/*.json.
 
-    Reads OUT/ingest/metadata.parquet (+ shards for pixels), OUT/raw/eval and the evaluation stage's
+    Reads OUT/ingest (metadata.parquet, shards), the eval sets under `eval_root` and the evaluation stage's
     per-sample zero-shot predictions (OUT/evaluate/results/<dataset>/zeroshot_predictions.csv).
     """
-    import pandas as pd
+    from components.audit.suite import run_audit as audit
 
-    from components.audit.dedup import dedup, save_dedup
-    from components.audit.overlap import gate, load_eval_images, run_overlap
-    from components.audit.shards import load_shard_images, shard_features
-    from components.io import write_json
-
-    cfg = params.audit
     out = out_path(params, "audit")
-    with fsspec.open(out_path(params, "ingest", "metadata.parquet"), "rb") as f:
-        meta = pd.read_parquet(f)
-    shards = out_path(params, "ingest", "shards")
-    descriptors, thumbs = shard_features(shards, meta) if (cfg.use_embeddings or cfg.verify) else (None, None)
-    summary: dict[str, Any] = {}
-    links: dict[str, str] = {}
-    dup_rate = None
-    if "dedup" in steps:
-        d = dedup(meta, cfg, descriptors, thumbs)
-        s = save_dedup(d, out, cfg)
-        dup_rate = d.duplicate_rate
-        summary.update({f"dedup/{k}": v for k, v in s.items() if isinstance(v, (int, float, str)) and k != "exclude_keys_file"})
-        links["dedup"] = f"{out}/dedup.json"
-        if cfg.dedup_policy != "report":
-            links["exclude keys"] = f"{out}/exclude_keys.txt"
-    rows: list[Any] = []
-    if "overlap" in steps:
-        fs, root = fsspec.core.url_to_fs(eval_root(params))
-        names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False) if fs.exists(f"{p}/manifest.csv"))
-        if params.evaluate.datasets:
-            names = [n for n in names if n in params.evaluate.datasets]
-        evals = [
-            load_eval_images(f"{eval_root(params)}/{n}", out_path(params, "evaluate", "results", n, "zeroshot_predictions.csv"))
-            for n in names
-        ]
-        doc = run_overlap(
-            meta["key"].astype(str).tolist(),
-            meta["phash"].astype(str).tolist(),
-            evals,
-            cfg,
-            out,
-            lambda keys: load_shard_images(shards, meta, keys),
-            descriptors,
-            thumbs,
-        )
-        rows = doc["_rows"]
-        summary.update({f"overlap/{k}": v for k, v in doc["summary"].items() if k != "line"})
-        for r in doc["datasets"]:
-            for k in ("overlap_rate", "acc_all", "acc_clean", "acc_overlap", "all_minus_clean", "p_value", "significant"):
-                summary[f"{r['dataset']}/{k}"] = r[k]
-        links.update({"overlap": f"{out}/overlap.html", "overlap json": f"{out}/overlap.json"})
-        summary_line = doc["summary"]["line"]
-    passed, reason = gate(rows, cfg, dup_rate)
-    summary["gate/passed"] = passed
-    dedup_json = out_path(params, "audit", "dedup.json")
-    if "dedup" not in steps and _exists(dedup_json):  # the overlap step after a separate dedup stage: report both
-        earlier = {k: v for k, v in _read_json(dedup_json).items() if isinstance(v, (int, float, str))}
-        summary = {**{f"dedup/{k}": v for k, v in earlier.items() if k != "exclude_keys_file"}, **summary}
-    write_json(f"{out}/summary.json", summary)  # flat numbers for the report
+    names = params.evaluate.datasets
+    include = [n for n in names if isinstance(n, str)] if names else None  # `{name: spec}` sets are not audited
+    r = audit(out_path(params, "ingest"), eval_root(params), out_path(params, "evaluate", "results"), out, params.audit,
+              steps, include)  # fmt: skip
     write_run_info(out, params.to_dict())
-    if "overlap" in steps:
-        summary = {"line": summary_line, **summary}
-    return StageOutput(summary=summary, links={**links, "summary": f"{out}/summary.json"}, gate=Gate(passed, reason))
+    summary = {"line": r.line, **r.summary} if r.line is not None else r.summary
+    return StageOutput(summary=summary, links=r.files, gate=Gate(r.passed, r.reason))
 
 
 # ----------------------------------------------------------------------------- register
@@ -310,9 +244,7 @@ def run_register(params: Params) -> StageOutput:
     from components.registry import register_model
 
     metrics = _read_json(out_path(params, "evaluate", "metrics.json"))
-    url = params.registry.path
-    if "://" not in url and not url.startswith("/"):
-        url = out_path(params, url)
+    url = registry_url(params)
     info = (
         _read_json(out_path(params, "train", "model", "run_info.json"))
         if _exists(out_path(params, "train", "model", "run_info.json"))
@@ -351,7 +283,7 @@ def snapshot_params(params: Params, params_path: str) -> str:
 
     text = Path(params_path).read_text()
     target = out_path(params, "run_params.yaml")
-    if "://" in target:
+    if is_url(target):
         import tempfile
 
         fd, local = tempfile.mkstemp(prefix="clip-params-", suffix=".yaml")

@@ -17,11 +17,7 @@ from collections.abc import Iterator
 import fsspec
 
 from components.data.storage import atomic_dir
-
-
-def is_remote(url: str) -> bool:
-    """True for URLs other than file:// (those go through a local working copy)."""
-    return "://" in url and not url.startswith("file://")
+from components.io import is_remote
 
 
 def _local(url: str) -> str:

@@ -1,16 +1,22 @@
-"""The training stage as the top layer wires it: resolve shards and tokenizer, build the DeepSpeed config, launch."""
+"""The training stage as the top layer wires it: resolve shards and tokenizer, build the DeepSpeed config, launch.
+
+The work itself lives in components/train (tokenizer, identity: code/data versions and the resume key).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import os
 import posixpath
 import time
 from typing import Any
 
 import fsspec
+
+from components.io import absolute
+from components.train.identity import code_version, resume_key, training_data_version
+from components.train.tokenizer import build_tokenizer, load_model_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +24,7 @@ log = logging.getLogger(__name__)
 def storage_url(params: Any) -> str:
     """Where checkpoints, metrics and the model go: train.storage_path, default OUT/train (local paths made absolute)."""
     url = params.train.storage_path or posixpath.join(params.pipeline.out_root, "train")
-    return url if "://" in url else os.path.abspath(url)
+    return absolute(url)
 
 
 def resolve_shards(params: Any) -> list[str]:
@@ -26,38 +32,6 @@ def resolve_shards(params: Any) -> list[str]:
     from components.train.data import expand_shards
 
     return expand_shards(params.train.shards or posixpath.join(params.pipeline.out_root, "ingest", "shards", "*.tar"))
-
-
-def read_captions(shards: list[str], limit: int = 200_000) -> list[str]:
-    """Captions (`.txt` members) of the shards, for training a tokenizer; stops after `limit`."""
-    import tarfile
-
-    captions: list[str] = []
-    for url in shards:
-        with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-            for m in tar:
-                if m.isfile() and m.name.endswith(".txt"):
-                    captions.append(tar.extractfile(m).read().decode("utf-8", "replace"))
-                    if len(captions) >= limit:
-                        return captions
-    return captions
-
-
-def build_tokenizer(params: Any, shards: list[str]):
-    """The run's tokenizer: a CLIP-style BPE trained on the captions (vocab = model's), or CLIP's merges file."""
-    import clip_core
-
-    text_cfg = clip_core.get_model_config(params.train.model).text_cfg
-    if params.train.tokenizer == "train-bpe":
-        tok = clip_core.Tokenizer.train(read_captions(shards), text_cfg.vocab_size, text_cfg.context_length)
-    else:
-        tok = clip_core.Tokenizer.from_bpe_merges(params.train.tokenizer, text_cfg.context_length)
-    if tok.vocab_size > text_cfg.vocab_size:
-        raise ValueError(
-            f"train.tokenizer has {tok.vocab_size} tokens but model {params.train.model!r} embeds only "
-            f"{text_cfg.vocab_size}; use tokenizer: train-bpe or a model with a larger vocab"
-        )
-    return tok
 
 
 def exclude_keys(params: Any) -> list[str]:
@@ -73,32 +47,6 @@ def exclude_keys(params: Any) -> list[str]:
         return sorted({line.strip() for line in f if line.strip()})
 
 
-def resume_key(shards: list[str], exclude: list[str] = (), data: str = "", init: str = "") -> dict[str, str]:
-    """What a checkpoint must share with this run to be resumed, beyond the train config: the training code, the
-    shards (names and sizes), the training data's content version and what the weights started from. DVC keeps
-    OUT/train/checkpoints across runs (persist), so a run killed mid-training resumes; a code or data change starts
-    fresh (or from the champion) instead of resuming, or re-exporting, a model trained on something else."""
-    import hashlib
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    code = hashlib.sha256()
-    for d in ("clip_core", "components/train", "infra"):
-        for f in sorted((root / d).rglob("*")):
-            if f.suffix in (".py", ".json", ".yaml") and "__pycache__" not in f.parts:
-                code.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
-    code.update(Path(__file__).read_bytes())
-    fingerprint = hashlib.sha256()
-    for url in shards:
-        fs, path = fsspec.core.url_to_fs(url)
-        fingerprint.update(f"{url}\t{fs.size(path)}\n".encode())
-    if exclude:  # excluded keys change the data, but an empty list keeps the keys of older checkpoints valid
-        fingerprint.update("\n".join(exclude).encode())
-    key = {"code": code.hexdigest()[:16], "shards": fingerprint.hexdigest()[:16]}
-    key.update({k: v for k, v in (("data", data), ("init", init)) if v})
-    return key
-
-
 def ingest_summary(params: Any) -> dict[str, Any]:
     """OUT/ingest/summary.json when training reads the ingested shards (train.shards empty); {} otherwise."""
     url = posixpath.join(params.pipeline.out_root, "ingest", "summary.json")
@@ -107,17 +55,6 @@ def ingest_summary(params: Any) -> dict[str, Any]:
         return {}
     with fs.open(path, "r") as f:
         return json.load(f)
-
-
-def training_data_version(ingest: dict[str, Any], shards: list[str], exclude: list[str]) -> str:
-    """The content version of what training reads: the ingested rows' hash (ingest's data_version), else the shard
-    list's fingerprint; with the dedup exclusions folded in."""
-    import hashlib
-
-    base = ingest.get("data_version") or "shards:" + resume_key(shards)["shards"]
-    if not exclude:
-        return base
-    return f"{base}-x{hashlib.sha256(chr(10).join(exclude).encode()).hexdigest()[:8]}"
 
 
 def champion_init(params: Any) -> dict[str, Any] | None:
@@ -132,19 +69,7 @@ def champion_init(params: Any) -> dict[str, Any] | None:
         log.warning("train.init_from is 'champion' but the registry has none yet: training from scratch")
         return None
     url = champion["model"]  # workers run elsewhere (Ray's session dir, other machines): no relative paths
-    return {"model": url if "://" in url else os.path.abspath(url), "version": champion["version"]}
-
-
-def load_model_tokenizer(model_url: str):
-    """The tokenizer saved in a model directory: continuing a model's weights needs its own token ids."""
-    from tokenizers import Tokenizer as HFTokenizer
-
-    import clip_core
-
-    fs, root = fsspec.core.url_to_fs(model_url)
-    text = fs.cat_file(posixpath.join(root, "tokenizer.json")).decode()
-    meta = json.loads(fs.cat_file(posixpath.join(root, "tokenizer.meta.json")))
-    return clip_core.Tokenizer(HFTokenizer.from_str(text), meta["context_length"])
+    return {"model": absolute(url), "version": champion["version"]}
 
 
 def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
@@ -175,7 +100,7 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     storage = storage_url(params)
     shards = resolve_shards(params)
     init = champion_init(params)
-    tokenizer = load_model_tokenizer(init["model"]) if init else build_tokenizer(params, shards)
+    tokenizer = load_model_tokenizer(init["model"]) if init else build_tokenizer(t.model, t.tokenizer, shards)
     fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
     fn_config["exclude_keys"] = exclude = exclude_keys(params)
     if exclude:
@@ -189,7 +114,7 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     init_from = f"champion v{init['version']} ({init['model']})" if init else "scratch"
     if init:
         fn_config["init_model"] = init["model"]
-    fn_config["resume_key"] = resume_key(shards, exclude, data=data, init=init_from)
+    fn_config["resume_key"] = resume_key(shards, exclude, data=data, init=init_from, code=code_version([__file__]))
     store = CheckpointStore(storage)
     store.set_aside_if_incompatible(fn_config["train"], resume_key=fn_config["resume_key"])
     latest = store.latest_good()  # only a checkpoint of this data, code, config and start is left to resume

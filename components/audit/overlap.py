@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from components.evaluate.dataset import EvalDataset, eval_dirs, load_eval_dataset
+from components.evaluate.images import open_image
 from components.io import json_safe, write_atomic, write_json
 
 from .config import AuditConfig
@@ -63,27 +65,43 @@ class DatasetOverlap:
     closest: list[tuple[int, str, float, bool]]  # (eval row, train key, score, counted) for the review page
 
 
-def load_eval_images(eval_dir: str, predictions_csv: str | None = None) -> EvalImages:
-    """Decode a dataset directory's images (manifest order) and, if present, zero-shot per-sample correctness."""
-    root = eval_dir.rstrip("/")
-    with fsspec.open(f"{root}/manifest.csv", "r") as f:
-        man = pd.read_csv(f)
-    images = []
-    for ref in man["image"].astype(str):
-        url = ref if ("://" in ref or ref.startswith("/")) else f"{root}/{ref}"
-        with fsspec.open(url, "rb") as f:
-            images.append(Image.open(io.BytesIO(f.read())).convert("RGB"))
+def eval_images(ds: EvalDataset, predictions_csv: str | None = None) -> EvalImages:
+    """A manifest dataset's images decoded (manifest order) and, if present, zero-shot per-sample correctness."""
+    images = [open_image(url) for url in ds.images]
     correct = None
     if predictions_csv is not None:
         fs, path = fsspec.core.url_to_fs(predictions_csv)
         if fs.exists(path):
             with fs.open(path, "r") as f:
                 pred = pd.read_csv(f).sort_values("index")
-            if len(pred) != len(man):
-                raise ValueError(f"{predictions_csv}: {len(pred)} rows, but {root}/manifest.csv has {len(man)}; re-run evaluate")
+            if len(pred) != len(ds):
+                raise ValueError(
+                    f"{predictions_csv}: {len(pred)} rows, but {ds.root}/manifest.csv has {len(ds)}; re-run evaluate"
+                )
             correct = pred["correct"].astype(bool).to_numpy()
-    name = Path(root).name
-    return EvalImages(name, images, man["image"].astype(str).tolist(), correct)
+    return EvalImages(Path(ds.root).name, images, [str(r) for r in ds.refs or ds.images], correct)
+
+
+@dataclass(frozen=True)
+class OverlapResult:
+    """What `run_overlap` found: per-dataset rows (for the gate), the summary (with its one-line verdict), the
+    document written to overlap.json."""
+
+    rows: list[DatasetOverlap]
+    summary: dict
+    doc: dict
+
+
+def load_eval_images(eval_dir: str, predictions_csv: str | None = None) -> EvalImages:
+    """Decode a dataset directory's images (manifest order) and, if present, zero-shot per-sample correctness."""
+    return eval_images(load_eval_dataset(eval_dir), predictions_csv)
+
+
+def load_eval_sets(eval_root: str, predictions_root: str, include: Sequence[str] | None = None) -> list[EvalImages]:
+    """Every manifest directory under `eval_root` (only those named in `include`, when given), sorted by name, with
+    the evaluation's per-sample zero-shot results (`<predictions_root>/<name>/zeroshot_predictions.csv`) if present."""
+    dirs = [d for d in eval_dirs(eval_root) if include is None or Path(d).name in include]
+    return [load_eval_images(d, f"{predictions_root.rstrip('/')}/{Path(d).name}/zeroshot_predictions.csv") for d in dirs]
 
 
 def overlap_candidates(
@@ -297,8 +315,8 @@ def run_overlap(
     load_train_images: ImageLoader | None = None,
     train_vecs: np.ndarray | None = None,
     train_thumbs: np.ndarray | None = None,
-) -> dict:
-    """Audit, then write overlap.json, overlap.html; returns the JSON document."""
+) -> OverlapResult:
+    """Audit, then write overlap.json, overlap.html."""
     t0 = time.perf_counter()
     rows, summary = overlap_audit(train_keys, train_phash, evals, cfg, train_vecs, train_thumbs)
     if cfg.verify:
@@ -318,11 +336,10 @@ def run_overlap(
     })  # fmt: skip
     write_json(f"{out}/overlap.json", doc)
     write_atomic(f"{out}/overlap.html", render_html(rows, summary, pairs, {e.name: e for e in evals}, train_images))
-    doc["_rows"] = rows
-    return doc
+    return OverlapResult(rows, summary, doc)
 
 
 __all__ = [
-    "EvalImages", "audit_dataset", "find_overlap", "gate", "json", "load_eval_images", "overlap_audit", "overlap_candidates",
-    "run_overlap",
+    "EvalImages", "OverlapResult", "audit_dataset", "find_overlap", "gate", "json", "load_eval_images", "load_eval_sets",
+    "overlap_audit", "overlap_candidates", "run_overlap",
 ]  # fmt: skip

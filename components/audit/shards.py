@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import io
-import tarfile
 from collections.abc import Iterator, Sequence
 
-import fsspec
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from components.data.tarstream import SHARD_IMAGE_EXTS, iter_shard_samples
+
 from .hashing import descriptor
 from .verify import THUMB, thumbnail
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def _shard_images(shards_dir: str, meta: pd.DataFrame, keys: set[str]) -> Iterator[tuple[str, Image.Image]]:
@@ -22,11 +20,10 @@ def _shard_images(shards_dir: str, meta: pd.DataFrame, keys: set[str]) -> Iterat
     rows = meta[meta["key"].astype(str).isin(keys)]
     for shard, group in rows.groupby("shard"):
         needed = set(group["key"].astype(str))
-        with fsspec.open(f"{shards_dir.rstrip('/')}/{shard}", "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-            for m in tar:
-                stem, dot, ext = m.name.rpartition(".")
-                if stem in needed and f"{dot}{ext}".lower() in IMAGE_EXTS:
-                    yield stem, Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")  # type: ignore[union-attr]
+        for sample in iter_shard_samples([f"{shards_dir.rstrip('/')}/{shard}"]):
+            ext = next((e for e in SHARD_IMAGE_EXTS if e in sample), None)
+            if sample["__key__"] in needed and ext is not None:
+                yield sample["__key__"], Image.open(io.BytesIO(sample[ext])).convert("RGB")
 
 
 def load_shard_images(shards_dir: str, meta: pd.DataFrame, keys: Sequence[str]) -> dict[str, Image.Image]:

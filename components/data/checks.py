@@ -15,9 +15,10 @@ from scipy.fft import dct
 
 from components.data.config import IngestConfig
 from components.data.storage import member_bytes
+from components.data.tarstream import SHARD_IMAGE_EXTS
 
 EXT_OF = {"jpeg": "jpg", "png": "png", "webp": "webp"}
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "image")
+IMAGE_EXTS = (*SHARD_IMAGE_EXTS, "bmp", "gif", "tif", "tiff", "image")  # ingest reads more than shards hold
 
 
 @dataclass

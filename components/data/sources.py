@@ -17,7 +17,8 @@ from components.data.checks import IMAGE_EXTS, RawSample
 from components.data.config import IngestConfig
 from components.data.manifests import MANIFEST_SUFFIXES, iter_manifest_rows
 from components.data.storage import url_to_fs
-from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar
+from components.data.tarstream import MAX_MEMBER_BYTES, iter_tar, split_key
+from components.io import is_remote, is_url
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
@@ -26,8 +27,9 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 # a missing fsspec backend); anything else is a bug of ours and must surface, not become a quarantine record
 SOURCE_ERRORS = (OSError, EOFError, zlib.error, ValueError, ImportError)
 
+
 def _with_protocol(fs: object, path: str, url: str) -> str:
-    return fs.unstrip_protocol(path) if "://" in url else path  # type: ignore[attr-defined]
+    return fs.unstrip_protocol(path) if is_url(url) else path  # type: ignore[attr-defined]
 
 
 def expand_sources(sources: Sequence[str]) -> list[tuple[str, str]]:
@@ -63,7 +65,7 @@ def _classify(url: str) -> tuple[str, str]:
 def source_id(url: str) -> str:
     """A source file's name for key namespaces and per-source counts: local paths relative to the working directory
     (the project root for DVC and the flows) when inside it, so a project checked out elsewhere keeps its keys."""
-    if "://" in url and not url.startswith("file://"):
+    if is_remote(url):
         return url
     path = os.path.abspath(url.removeprefix("file://"))
     rel = os.path.relpath(path, os.getcwd())
@@ -74,12 +76,6 @@ def source_tag(url: str) -> str:
     """12 hex digits of sha256(source_id): the namespace of the source's keys (a collision of two sources' tags
     would show as `duplicate_key` quarantines, never as merged samples)."""
     return hashlib.sha256(source_id(url).encode()).hexdigest()[:12]
-
-
-def split_key(name: str) -> tuple[str, str]:
-    """webdataset convention: key is the path up to the first dot of the file name, extension the rest (lower-case)."""
-    m = re.match(r"^((?:.*/|)[^./]*)\.?([^/]*)$", name)
-    return (m.group(1), m.group(2).lower()) if m else (name, "")
 
 
 def is_unsafe(name: str) -> bool:
@@ -165,7 +161,7 @@ def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, c
     if caption is None or (isinstance(caption, float) and caption != caption):
         s.reason, s.detail = "missing_caption", "no caption value"
         return s
-    if "://" in image:
+    if is_url(image):
         ifs, ipath = url_to_fs(image)
     else:
         ifs, ipath = fs, image if image.startswith("/") else posixpath.normpath(posixpath.join(base, image))

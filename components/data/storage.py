@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import fsspec
 
+from components.io import is_url
 from components.retry import RetryPolicy, StorageError, full_error, is_full, retry_io
 
 BLOCK, RECORD = 512, 10240
@@ -29,7 +30,7 @@ def url_to_fs(url: str) -> tuple[Any, str]:
 
 def join(url: str, *parts: str) -> str:
     """Join path parts onto a local path or a URL."""
-    if "://" in url:
+    if is_url(url):
         return posixpath.join(url.rstrip("/"), *parts)
     return os.path.join(url, *parts)
 
@@ -71,7 +72,7 @@ def atomic_dir(url: str) -> Iterator[str]:
     tmp_path = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
     stale = _stale_siblings(fs, parent, name)  # left by a run that was killed (SIGKILL skips the cleanup below)
     fs.makedirs(tmp_path, exist_ok=True)
-    tmp_url = fs.unstrip_protocol(tmp_path) if "://" in url else tmp_path
+    tmp_url = fs.unstrip_protocol(tmp_path) if is_url(url) else tmp_path
     try:
         yield tmp_url
     except BaseException:

@@ -1,4 +1,4 @@
-"""Streaming tar reader that reports corrupt and truncated members instead of stopping.
+"""The one tar reader: members of a stream (reporting corrupt and truncated ones), and webdataset samples of shards.
 
 Hand-written because `tarfile` in stream mode ends iteration silently at an invalid header in the
 middle of an archive (samples after it would vanish uncounted); here a bad header is reported and
@@ -8,15 +8,19 @@ the reader resynchronises on the next valid header. Members are never extracted 
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import fsspec
 
 BLOCK = 512
 ZERO = bytes(BLOCK)
 REGULAR = (b"0", b"\0", b"7")
 MAX_MEMBER_BYTES = 256 * 2**20  # one image/caption member: anything larger is skipped unread (memory bound)
+SHARD_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")  # a shard sample's image member, `{key}.jpg|png|webp` (img2dataset)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,43 @@ def _pax(data: bytes) -> dict[str, str]:
         out[k.decode("utf-8", "surrogateescape")] = v.decode("utf-8", "surrogateescape")
         i += n
     return out
+
+
+def split_key(name: str) -> tuple[str, str]:
+    """webdataset convention: key is the path up to the first dot of the file name, extension the rest (lower-case)."""
+    m = re.match(r"^((?:.*/|)[^./]*)\.?([^/]*)$", name)
+    return (m.group(1), m.group(2).lower()) if m else (name, "")
+
+
+class ShardError(ValueError):
+    """A training shard that cannot be read whole (ingest quarantines bad input; its shards must be intact)."""
+
+
+def iter_shard_samples(urls: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Samples of webdataset shards (any fsspec URL), in order: {"__key__", "__url__", ext: bytes} per run of
+    consecutive members sharing a key. Links and devices are skipped, as are `__meta__` members and names without an
+    extension (as webdataset does); a damaged shard or a key with two members of one extension raises ShardError."""
+    for url in urls:
+        with fsspec.open(url, "rb") as f:
+            cur: dict[str, Any] | None = None
+            for e in iter_tar(f):
+                if e.reason == "unsupported_member":
+                    continue
+                if e.reason:
+                    raise ShardError(f"{url}: {e.reason}: {e.detail}")
+                key, ext = split_key(e.name)
+                if not ext or not key.rpartition("/")[2] or re.match(r"__[^/]*__($|/)", e.name):
+                    continue
+                if cur is not None and cur["__key__"] != key:
+                    yield cur
+                    cur = None
+                if cur is None:
+                    cur = {"__key__": key, "__url__": url}
+                if ext in cur:
+                    raise ShardError(f"{url}: member {e.name!r} appears twice in sample {key!r}")
+                cur[ext] = e.data
+            if cur is not None:
+                yield cur
 
 
 def iter_tar(f: BinaryIO) -> Iterator[TarEntry]:

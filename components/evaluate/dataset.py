@@ -1,19 +1,26 @@
 """EvalDataset (what every eval reader yields), the manifest-directory reader, and probe splits.
 
 The manifest directory (manifest.csv, classnames.txt, templates.txt, dataset.json) is this project's
-own format and its reader lives here; the other formats' readers are in `readers/`.
+own format and its one reader lives here (evaluation, the audit and in-training zero-shot all call it,
+on a local path or any fsspec URL); the other formats' readers are in `readers/`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pandas as pd
+
+from components.io import is_absolute_ref, is_url
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -49,6 +56,7 @@ class EvalDataset:
     fingerprint: str = ""  # identity of the images for the embedding cache key (the manifest's sha256 for manifests)
     format: str = "manifest"
     n_corrupt: int = 0  # images dropped because they could not be decoded
+    refs: list[str] | None = None  # the manifest's own `image` values (before resolving), source order
 
     def __len__(self) -> int:
         return len(self.images)
@@ -94,32 +102,50 @@ class EvalDataset:
             split=take(self.split),
             keys=take(self.keys),
             targets=take(self.targets),
+            refs=take(self.refs),
             source=None,  # rows no longer match the source's; features are already computed
             n_corrupt=self.n_corrupt + len(np.unique(rows)),
         )
 
 
-def _resolve(root: Path, image: str) -> str:
-    if "://" in image or Path(image).is_absolute():
+def _join(root: str, name: str) -> str:
+    """`name` inside a dataset directory: Path semantics for local directories, `/` joins for URLs."""
+    return f"{root.rstrip('/')}/{name}" if is_url(root) else str(Path(root) / name)
+
+
+def _resolve(root: str, image: str) -> str:
+    if is_absolute_ref(image):
         return image
-    return str(root / image)
+    return _join(root, image)
 
 
-def load_eval_dataset(root: str | Path) -> EvalDataset:
-    """Read one evaluation directory; errors name the file and what is wrong."""
-    root = Path(root)
-    manifest = root / "manifest.csv"
-    if not manifest.exists():
+def load_eval_dataset(root: str | Path, default_templates: Sequence[str] | None = None) -> EvalDataset:
+    """Read one evaluation directory (local path or any fsspec URL); errors name the file and what is wrong.
+
+    Without templates.txt the prompts are `default_templates`, or CLIP's 80 ImageNet templates when None.
+    """
+    root = str(root).rstrip("/") if is_url(str(root)) else str(Path(root))
+    fs, _ = fsspec.core.url_to_fs(root)
+
+    def read(name: str) -> bytes | None:
+        url = _join(root, name)
+        return fs.cat_file(url) if fs.exists(url) else None
+
+    manifest = _join(root, "manifest.csv")
+    raw = read("manifest.csv")
+    if raw is None:
         raise FileNotFoundError(f"{manifest}: missing; an eval dataset directory needs manifest.csv")
-    raw = manifest.read_bytes()
-    df = pd.read_csv(manifest, dtype={"image": str})
+    df = pd.read_csv(io.BytesIO(raw), dtype={"image": str})
     if "image" not in df.columns:
         raise ValueError(f"{manifest}: no 'image' column (columns: {list(df.columns)})")
-    meta = json.loads((root / "dataset.json").read_text()) if (root / "dataset.json").exists() else {}
-    classnames = []
-    if (root / "classnames.txt").exists():
-        classnames = [c.strip() for c in (root / "classnames.txt").read_text().splitlines() if c.strip()]
-    templates = load_templates(root / "templates.txt") if (root / "templates.txt").exists() else load_templates("imagenet")
+    meta = json.loads(read("dataset.json") or b"{}")
+    names = read("classnames.txt")
+    classnames = [c.strip() for c in names.decode().splitlines() if c.strip()] if names is not None else []
+    tpl = read("templates.txt")
+    if tpl is not None:
+        templates = [line.strip() for line in tpl.decode().splitlines() if line.strip()]
+    else:
+        templates = list(default_templates) if default_templates is not None else load_templates("imagenet")
     labels = None
     if "label" in df.columns and df["label"].notna().all():
         labels = df["label"].to_numpy(dtype=np.int64)
@@ -135,10 +161,11 @@ def load_eval_dataset(root: str | Path) -> EvalDataset:
             raise ValueError(f"{manifest}: 'captions' must hold a JSON list of strings per row ({e})") from e
         if not any(captions):
             captions = None
+    refs = df["image"].tolist()
     return EvalDataset(
-        name=meta.get("name", root.name),
-        root=str(root),
-        images=[_resolve(root, p) for p in df["image"]],
+        name=meta.get("name", Path(root).name),
+        root=root,
+        images=[_resolve(root, p) for p in refs],
         labels=labels,
         captions=captions,
         classnames=classnames,
@@ -149,15 +176,23 @@ def load_eval_dataset(root: str | Path) -> EvalDataset:
         task=meta.get("task", "classification" if labels is not None else "retrieval"),
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
         fingerprint=hashlib.sha256(raw).hexdigest(),
+        refs=refs,
     )
+
+
+def eval_dirs(eval_root: str | Path) -> list[str]:
+    """Every `<eval_root>/<name>` directory holding a manifest.csv (local path or any fsspec URL), sorted by name."""
+    root = str(eval_root).rstrip("/") if is_url(str(eval_root)) else str(Path(eval_root))
+    fs, path = fsspec.core.url_to_fs(root)
+    if not fs.isdir(path):
+        raise FileNotFoundError(f"{eval_root}: eval root not found (expected data/raw/eval/<name>/manifest.csv)")
+    names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+    return [_join(root, n) for n in names if fs.exists(posixpath.join(path, n, "manifest.csv"))]
 
 
 def discover_eval_datasets(eval_root: str | Path, include: tuple[str, ...] = ()) -> list[EvalDataset]:
     """Every `<eval_root>/<name>/manifest.csv` directory (or only those named in `include`), sorted by name."""
-    eval_root = Path(eval_root)
-    if not eval_root.is_dir():
-        raise FileNotFoundError(f"{eval_root}: eval root not found (expected data/raw/eval/<name>/manifest.csv)")
-    found = [load_eval_dataset(d) for d in sorted(eval_root.iterdir()) if (d / "manifest.csv").exists()]
+    found = [load_eval_dataset(d) for d in eval_dirs(eval_root)]
     if include:
         missing = sorted(set(include) - {d.name for d in found})
         if missing:

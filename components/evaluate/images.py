@@ -17,10 +17,12 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
+from components.io import is_url
+
 
 def open_image(location: str) -> Image.Image:
     """A local path or any fsspec URL -> RGB PIL image."""
-    if "://" in location:
+    if is_url(location):
         import fsspec
 
         with fsspec.open(location, "rb") as f:

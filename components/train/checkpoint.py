@@ -27,6 +27,7 @@ from typing import Any
 import fsspec
 
 from components.data.storage import move_tree
+from components.io import is_url
 from components.retry import RetryPolicy, retry_io
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class CheckpointStore:
     def __init__(self, root_url: str, retry: RetryPolicy | None = None):
         self.fs, root = fsspec.core.url_to_fs(root_url)
         self.retry = retry
-        self.protocol = root_url.split("://", 1)[0] + "://" if "://" in root_url else ""
+        self.protocol = root_url.split("://", 1)[0] + "://" if is_url(root_url) else ""
         self.root = posixpath.join(root, "checkpoints")
 
     def _dir(self, step: int, staging: bool = False) -> str:

@@ -24,7 +24,8 @@ import webdataset as wds
 from braceexpand import braceexpand
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
+from components.data.tarstream import SHARD_IMAGE_EXTS, iter_shard_samples
+from components.io import absolute, is_url
 
 
 def expand_shards(spec: str) -> list[str]:
@@ -35,14 +36,14 @@ def expand_shards(spec: str) -> list[str]:
     urls: list[str] = []
     for part in braceexpand(spec):
         if any(c in part for c in "*?["):
-            if "://" in part:
+            if is_url(part):
                 fs, _ = fsspec.core.url_to_fs(part)
                 protocol = part.split("://", 1)[0]
                 urls += [f"{protocol}://{p}" if not p.startswith(f"{protocol}://") else p for p in fs.glob(part)]
             else:
                 urls += [os.path.abspath(p) for p in glob.glob(part)]
         else:
-            urls.append(part if "://" in part else os.path.abspath(part))
+            urls.append(absolute(part))
     if not urls:
         raise FileNotFoundError(f"no training shards match {spec!r}; run `clip-pipeline data ingest` or set train.shards")
     return sorted(set(urls))
@@ -103,19 +104,13 @@ class ShardStream(IterableDataset):
 
 
 def _read_tars(urls: list[str]) -> Iterator[dict[str, Any]]:
-    """Open each tar through fsspec and group members by key (webdataset's own expander)."""
-
-    def streams() -> Iterator[dict[str, Any]]:
-        for url in urls:
-            with fsspec.open(url, "rb") as f:
-                yield {"url": url, "stream": f}
-
-    yield from wds.tariterators.group_by_keys(wds.tariterators.tar_file_expander(streams()))
+    """The shards' samples, grouped by key (the project's one shard reader)."""
+    yield from iter_shard_samples(urls)
 
 
 def usable(sample: dict[str, Any], exclude: frozenset[str] = frozenset()) -> bool:
     """A sample trains when it has an image and a caption and its key is not excluded (dedup)."""
-    return sample.get("__key__") not in exclude and any(e in sample for e in IMAGE_EXTS) and "txt" in sample
+    return sample.get("__key__") not in exclude and any(e in sample for e in SHARD_IMAGE_EXTS) and "txt" in sample
 
 
 def build_dataset(
@@ -135,7 +130,7 @@ def build_dataset(
         ShardStream(spec, shuffle_buffer),
         wds.select(lambda x: usable(x, spec.exclude)),
         wds.decode("pil", handler=wds.warn_and_continue),
-        wds.to_tuple(";".join(IMAGE_EXTS), "txt"),
+        wds.to_tuple(";".join(SHARD_IMAGE_EXTS), "txt"),
         wds.map_tuple(transform, str),
         wds.batched(batch_size, collation_fn=collate, partial=False),
     )

@@ -12,6 +12,7 @@ import fsspec
 import psutil
 import torch
 
+from components.io import is_url
 from components.retry import retry_io
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class MetricsLog:
             disable=os.environ.get("CLIP_TRAIN_NO_PROGRESS") == "1",
         )
         if tensorboard:
-            self.tb = _summary_writer(os.path.join(root, "tensorboard") if "://" not in storage_url else None)
+            self.tb = _summary_writer(os.path.join(root, "tensorboard") if not is_url(storage_url) else None)
 
     def advance(self, n: int = 1) -> None:
         """Move the progress bar."""

@@ -1,32 +1,27 @@
-"""Minimal in-training zero-shot top-1 on one eval directory (manifest.csv, classnames.txt, templates.txt).
+"""Minimal in-training zero-shot top-1 on one manifest directory (manifest.csv, classnames.txt, templates.txt).
 
-Deliberately small: a progress signal during training only. TODO(lead): swap for
-`components.evaluate` zero-shot once that lands; the directory format is the shared one.
+Deliberately small: a progress signal during training only (the evaluate stage scores the model fully). The
+directory is read by the evaluation's one manifest reader (`components.evaluate.dataset`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import posixpath
 from collections.abc import Callable
 
 import fsspec
 import torch
 from PIL import Image
 
+from components.evaluate.dataset import load_eval_dataset
+
 
 def load_eval_dir(url: str, max_images: int = 1000) -> tuple[list[str], list[str], list[tuple[str, int]]]:
-    """(class names, templates, [(image URL, label)]) of an eval directory on any fsspec URL."""
-    fs, root = fsspec.core.url_to_fs(url)
-    classnames = fs.cat_file(posixpath.join(root, "classnames.txt")).decode().splitlines()
-    templates = [t for t in fs.cat_file(posixpath.join(root, "templates.txt")).decode().splitlines() if t.strip()]
-    rows = list(csv.DictReader(io.StringIO(fs.cat_file(posixpath.join(root, "manifest.csv")).decode())))[:max_images]
-    items = []
-    for r in rows:
-        img = r["image"]
-        items.append((img if ("://" in img or img.startswith("/")) else posixpath.join(root, img), int(r["label"])))
-    return [c for c in classnames if c.strip()], templates or ["{c}"], items
+    """(class names, templates, [(image URL, label)]) of an eval directory on any fsspec URL (templates: `{c}`
+    without a templates.txt)."""
+    ds = load_eval_dataset(url, default_templates=["{c}"])
+    if ds.labels is None:
+        raise ValueError(f"{url}/manifest.csv: in-training zero-shot needs a 'label' column on every row")
+    return ds.classnames, ds.templates or ["{c}"], list(zip(ds.images[:max_images], ds.labels[:max_images].tolist()))
 
 
 @torch.no_grad()

@@ -41,19 +41,17 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from components.data.ingest import ingest
+    from flows.commands.core import print_stage
     from flows.params import load_params
+    from flows.stages import run_ingest
 
     params = load_params(args.params, args.overrides)
-    cfg = params.data.ingest
-    sources = args.source or list(cfg.sources) or [params.data.raw_root.rstrip("/") + "/train"]
     try:
-        r = ingest(sources, args.out or _out(params, "ingest"), cfg)
+        out = run_ingest(params, sources=args.source, out=args.out)  # what `stage ingest` runs
     except ValueError as e:  # a source that matches nothing: the user fixes the path
         print(f"clip-pipeline data ingest: {e}", file=sys.stderr)
         return 2
-    print(f"data ingest: {r.n_input} input, {r.n_ingested} ingested, {r.n_quarantined} quarantined {r.by_reason} -> {r.out_dir}")
-    return 0
+    return print_stage("ingest", out)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -83,10 +83,6 @@ def _stage(args: argparse.Namespace) -> int:
     if fn is None:
         print(f"clip-pipeline: unknown stage {args.name!r}", file=sys.stderr)
         return 2
-    out = fn(load_params(args.params, args.overrides))
-    for k, v in out.summary.items():
-        print(f"{k}: {v}")
-    if out.gate is not None and not out.gate.passed:
-        print(f"clip-pipeline: {args.name} gate failed: {out.gate.reason}", file=sys.stderr)
-        return 1
-    return 0
+    from flows.commands.core import print_stage
+
+    return print_stage(args.name, fn(load_params(args.params, args.overrides)))

@@ -15,10 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from flows.commands.core import print_stage
     from flows.params import load_params
-    from flows.train_stage import run_train
+    from flows.stages import run_train
 
-    params = load_params(args.params, args.overrides)
-    model_dir = run_train(params, address=args.address)
-    print(f"model: {model_dir}")
-    return 0
+    out = run_train(load_params(args.params, args.overrides), address=args.address)  # what `stage train` runs
+    return print_stage("train", out)

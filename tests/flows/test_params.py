@@ -1,3 +1,4 @@
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -104,3 +105,39 @@ def test_deleting_any_key_from_params_yaml_fails_naming_it(tmp_path) -> None:
         p.write_text(yaml.safe_dump(doc))
         with pytest.raises(ParamsError, match=rf"{'.'.join(parents[1:]) or parents[0]}.*missing key '{leaf}'"):
             load_params(p)
+
+
+def test_params_has_one_typed_field_per_section() -> None:
+    import typing
+
+    import flows.params
+    from flows.params import Params, section_class
+
+    hints = typing.get_type_hints(Params, vars(flows.params) | {SECTIONS[n].split(":")[1]: section_class(n) for n in SECTIONS})
+    assert [f.name for f in dataclasses.fields(Params) if f.name != "source"] == list(SECTIONS)
+    assert all(hints[name] is section_class(name) for name in SECTIONS)
+    params = load_params("params.yaml")
+    assert all(type(getattr(params, name)) is section_class(name) for name in SECTIONS)
+
+
+def test_every_dvc_yaml_param_exists_in_params_yaml() -> None:
+    """dvc.yaml's `params:` lists (what re-runs a stage) name only keys params.yaml has: a typo never goes unseen."""
+    import yaml
+
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+    listed = []
+    for name, stage in stages.items():
+        for entry in stage.get("params", []):
+            keys = [entry] if isinstance(entry, str) else [k for f, ks in entry.items() if f == "params.yaml" for k in ks]
+            listed += [(name, k) for k in keys]
+    assert len(listed) > 10
+    missing = []
+    for stage, dotted in listed:
+        node = raw
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                missing.append(f"{stage}: {dotted}")
+                break
+            node = node[part]
+    assert missing == []

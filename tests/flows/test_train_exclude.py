@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from components.train.identity import resume_key
 from flows.params import load_params
-from flows.train_stage import exclude_keys, resume_key
+from flows.train_stage import exclude_keys
 
 
 def test_exclude_keys_follows_the_policy(tmp_path) -> None:
@@ -53,7 +54,7 @@ def test_a_checkpoint_of_other_data_is_never_resumed(tmp_path) -> None:
 
 
 def test_training_data_version_is_the_ingested_content(tmp_path) -> None:
-    from flows.train_stage import training_data_version
+    from components.train.identity import training_data_version
 
     assert training_data_version({"data_version": "sha256:ab:3rows"}, [], []) == "sha256:ab:3rows"
     assert training_data_version({"data_version": "sha256:ab:3rows"}, [], ["k"]).startswith("sha256:ab:3rows-x")

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from components.io import is_remote
+
 from ..dataset import EvalDataset
 
 FORMATS = ("manifest", "wds", "imagefolder", "torchvision")
@@ -79,7 +81,7 @@ def load_dataset_spec(spec: str, name: str | None = None, with_train: bool = Tru
 
 
 def _local(url: str, fmt: str) -> str:
-    if "://" in url and not url.startswith("file://"):
+    if is_remote(url):
         raise ValueError(
             f"{url}: the {fmt} reader reads local directories; copy it locally first, or export it as CLIP_benchmark's "
             "webdataset layout (`wds:` streams from any fsspec URL)"

@@ -138,7 +138,7 @@ def test_run_overlap_writes_table_and_page(planted, tmp_path) -> None:
     doc = run_overlap(
         keys, meta.phash.tolist(), evals, AuditConfig(), tmp_path, lambda ks: {k: train[int(k)] for k in ks}, _vecs(train),
         _thumbs(train),
-    )  # fmt: skip
+    ).doc  # fmt: skip
     a = next(d for d in doc["datasets"] if d["dataset"] == "a")
     assert a["n_overlap"] == 10 and a["overlap_rate"] == 0.25
     assert a["acc_overlap"] == 1.0 and a["acc_clean"] == 0.5 and a["p_value"] == pytest.approx(0.5**10)
