@@ -35,7 +35,10 @@ class RawSample:
 
 def ingested_key(namespace: str, key: str) -> str:
     """The key a sample gets in the ingested data: keys are names inside one source (every img2dataset download
-    numbers from 000000000), so the source's tag makes them unique across sources; the tag has no dots or slashes."""
+    numbers from 000000000), so the source's tag makes them unique across sources; the tag has no dots or slashes.
+    A dot in a manifest key becomes "_": shard readers split member names at the first dot (webdataset's convention),
+    so `img.001` would never be trained; a clash this creates is quarantined as `duplicate_key`, as any other."""
+    key = key.replace(".", "_")
     return f"{namespace}_{key}" if namespace else key
 
 

@@ -110,3 +110,21 @@ def test_jsonl_manifest_with_bad_lines(tmp_path: Path) -> None:
 def test_manifest_columns_must_name_the_image_and_caption_columns() -> None:
     with pytest.raises(ValueError, match="manifest_columns"):
         IngestConfig(manifest_columns=("url", "text"))
+
+
+def test_a_dotted_manifest_key_is_trainable_and_a_clash_it_makes_is_a_duplicate(tmp_path: Path) -> None:
+    from components.data.tarstream import iter_shard_samples
+
+    _images(tmp_path, 3)
+    rows = [{"key": "img.001", "image": "img/0.png", "caption": "zero"},
+            {"key": "img_001", "image": "img/1.png", "caption": "one"},
+            {"key": "v1.2.3", "image": "img/2.png", "caption": "two"}]  # fmt: skip
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = ingest([str(tmp_path / "m.jsonl")], str(tmp_path / "out"), CFG)
+    meta, q, _ = _tables(tmp_path / "out")
+    assert r.n_ingested == 2 and list(q["reason"]) == ["duplicate_key"] and q.iloc[0]["key"] == "img_001"
+    samples = list(iter_shard_samples(sorted(str(p) for p in (tmp_path / "out" / "shards").glob("*.tar"))))
+    # every ingested sample reads back whole under its key: image, caption and metadata (dots split no key)
+    assert sorted(s["__key__"] for s in samples) == sorted(meta["key"])
+    assert all({"png", "txt", "json"} <= set(s) for s in samples)
+    assert sorted(meta["source_key"]) == ["img.001", "v1.2.3"]
