@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,16 +29,28 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
+def create_temp_beside(path: Path) -> str:
+    """A new empty temp file in `path`'s directory, with the mode a plain write would give (0666 less the umask).
+
+    Not mkstemp: its 0600 would hide outputs from the group the user shares them with, and a fixed chmod would
+    override a stricter umask (077: nothing readable by others)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return str(tmp)
+        except FileExistsError:
+            continue
+
+
 def _atomic(path: Path | str, write: Any) -> Path | str:
     if "://" in str(path) and not str(path).startswith("file://"):
         return _atomic_remote(str(path), write)
     path = Path(str(path).removeprefix("file://"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = create_temp_beside(path)
     try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are for people and other stages
+        write(tmp)  # writers truncate the file in place: it keeps the umask's mode
         os.replace(tmp, path)
     except OSError as e:
         if is_full(e):  # name the file the stage was writing, not the temp file
