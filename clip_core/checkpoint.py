@@ -6,7 +6,7 @@ import json
 import math
 import os
 import re
-import secrets
+import tempfile
 from pathlib import Path
 
 import torch
@@ -155,18 +155,24 @@ def save_checkpoint(model: CLIP, path: str | Path) -> Path:
 
 
 def _atomic(path: Path, write) -> None:
-    # The temp file gets the umask's mode, as a plain write would (mkstemp's 0600 would hide the weights from
-    # the group); the writer truncates it in place, keeping that mode through the rename.
-    while True:
-        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:
-            continue
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
         write(tmp)
+        # The mode a plain write gives (0666 less the umask): mkstemp and safetensors create 0600, hiding the
+        # weights from the group; a fixed mode would override a stricter umask.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask

@@ -29,18 +29,38 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def create_temp_beside(path: Path) -> str:
-    """A new empty temp file in `path`'s directory, with the mode a plain write would give (0666 less the umask).
+def current_umask() -> int:
+    """This process's umask (Linux: read from /proc, since setting it to read it races with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    Not mkstemp: its 0600 would hide outputs from the group the user shares them with, and a fixed chmod would
-    override a stricter umask (077: nothing readable by others)."""
+
+def create_temp_beside(path: Path) -> str:
+    """A new empty temp file in `path`'s directory (name unique, created exclusively)."""
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             return str(tmp)
         except FileExistsError:
             continue
+
+
+def publish_file(tmp: str, path: Path | str) -> None:
+    """Rename a finished temp file onto `path` with the mode a plain write would give (0666 less the umask).
+
+    Not a fixed mode: mkstemp's and safetensors' 0600 would hide outputs from the group the user shares them
+    with, and a fixed 0644 would override a stricter umask (077: nothing readable by others)."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
 
 
 def _atomic(path: Path | str, write: Any) -> Path | str:
@@ -50,8 +70,8 @@ def _atomic(path: Path | str, write: Any) -> Path | str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = create_temp_beside(path)
     try:
-        write(tmp)  # writers truncate the file in place: it keeps the umask's mode
-        os.replace(tmp, path)
+        write(tmp)
+        publish_file(tmp, path)
     except OSError as e:
         if is_full(e):  # name the file the stage was writing, not the temp file
             raise full_error("write", str(path), e) from e

@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from clip_core import image_transform
-from components.io import create_temp_beside
+from components.io import create_temp_beside, publish_file
 
 from .images import FileImages, ImageSource, IndexedImages, StreamedImages, decode_image
 from .images import open_image as open_image  # re-exported: callers imported it from here before images.py
@@ -198,7 +198,7 @@ class EmbeddingCache:
         tmp = create_temp_beside(self.path(key))
         try:
             save_file({"features": features.contiguous()}, tmp, metadata=meta or {})
-            os.replace(tmp, self.path(key))
+            publish_file(tmp, self.path(key))
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

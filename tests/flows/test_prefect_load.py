@@ -71,7 +71,8 @@ def server(tmp_path_factory):
     p = subprocess.run(["bash", str(SCRIPT), "start"], env=e, capture_output=True, text=True, timeout=180, start_new_session=True)
     pid = int((home / "server.pid").read_text()) if (home / "server.pid").exists() else None
     try:
-        assert p.returncode == 0, p.stdout + p.stderr + ((home / "server.log").read_text() if (home / "server.log").exists() else "")
+        log = (home / "server.log").read_text() if (home / "server.log").exists() else ""
+        assert p.returncode == 0, p.stdout + p.stderr + log
         exports = subprocess.run(["bash", str(SCRIPT), "env"], env=e, capture_output=True, text=True, check=True).stdout
         api = f"http://127.0.0.1:{port}/api"
         assert f"export PREFECT_API_URL={api}" in exports and "PREFECT_API_AUTH_STRING=" in exports
