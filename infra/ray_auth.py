@@ -40,17 +40,24 @@ def ensure_token() -> Path | None:
         return None
     path = token_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            log.warning("%s was readable by others (mode %o); set to 0600", path, mode)
-            os.chmod(path, 0o600)
-        return path
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))  # Ray's own generator: 32 random bytes, hex
-    log.info("Ray authentication token written to %s (mode 0600)", path)
+    if not path.exists():
+        # Written whole under a temp name, then linked into place: a process starting Ray at the same moment
+        # sees no file or the whole token, never an empty one; the first link wins, the others keep its token.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))  # as Ray's own generator: 32 random bytes, hex
+            os.link(tmp, path)
+            log.info("Ray authentication token written to %s (mode 0600)", path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("%s was readable by others (mode %o); set to 0600", path, mode)
+        os.chmod(path, 0o600)
     return path
 
 
