@@ -10,7 +10,7 @@ Writers take a lock for the whole read-decide-write (and the archive copy), so t
 once both keep their entry, with distinct versions: a lock file `<registry>.lock` beside a local
 registry (any process on the host, or on hosts sharing the file system if it honours flock, as NFS v4
 does). Object stores have no lock to take: for them the lock file is in the local temp dir (keyed by
-the URL), so runs on one host never lose an entry, but two hosts registering into the same s3:// registry
+the user and the URL), so one user's runs on one host never lose an entry, but two hosts registering into the same s3:// registry
 at the same moment can (the last write wins): register from one place, e.g. the scheduled deployment.
 """
 
@@ -78,8 +78,8 @@ def lock_path(url: str) -> str:
     """The lock file of a registry: beside a local one; in the temp dir for an object store (see the module doc)."""
     if "://" not in url or url.startswith("file://"):
         return url.removeprefix("file://") + ".lock"
-    key = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), f"clip-registry-{key}.lock")
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]  # per user: another user's lock file in /tmp is not ours to open
+    return os.path.join(tempfile.gettempdir(), f"clip-registry-{os.getuid()}-{key}.lock")
 
 
 @contextlib.contextmanager
