@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,17 +49,49 @@ def is_absolute_ref(ref: str) -> bool:
     return is_url(ref) or ref.startswith("/")
 
 
+def current_umask() -> int:
+    """This process's umask (Linux: read from /proc, since setting it to read it races with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def create_temp_beside(path: Path) -> str:
+    """A new empty temp file in `path`'s directory (name unique, created exclusively)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return str(tmp)
+        except FileExistsError:
+            continue
+
+
+def publish_file(tmp: str, path: Path | str) -> None:
+    """Rename a finished temp file onto `path` with the mode a plain write would give (0666 less the umask).
+
+    Not a fixed mode: mkstemp's and safetensors' 0600 would hide outputs from the group the user shares them
+    with, and a fixed 0644 would override a stricter umask (077: nothing readable by others)."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
+
+
 def _atomic(path: Path | str, write: Any) -> Path | str:
     if is_remote(path):
         return _atomic_remote(str(path), write)
     path = Path(str(path).removeprefix("file://"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = create_temp_beside(path)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are for people and other stages
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except OSError as e:
         if is_full(e):  # name the file the stage was writing, not the temp file
             raise full_error("write", str(path), e) from e

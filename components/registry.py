@@ -5,17 +5,34 @@ decision (promoted or not) is appended with model, data version, metrics, git re
 the training record (training data version, from scratch or from which champion, per-source sample
 counts). A promoted model is copied to `<registry dir>/models/v<N>` (with `archive`), so the champion
 survives the next training run overwriting OUT/train/model, and `train.init_from: champion` finds it.
+
+Writers take a lock for the whole read-decide-write (and the archive copy), so two runs registering at
+once both keep their entry, with distinct versions: a lock file `<registry>.lock` beside a local
+registry (any process on the host, or on hosts sharing the file system if it honours flock, as NFS v4
+does). Object stores have no lock to take: for them the lock file is in the local temp dir (keyed by
+the user and the URL), so one user's runs on one host never lose an entry, but two hosts registering into the same s3:// registry
+at the same moment can (the last write wins): register from one place, e.g. the scheduled deployment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import json
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import fsspec
+from filelock import FileLock
+
+from components.io import write_atomic
+
+LOCK_TIMEOUT_S = 600  # the archive copy of a large model happens under the lock
 
 
 @dataclass(frozen=True)
@@ -53,14 +70,29 @@ def load_registry(url: str) -> dict[str, Any]:
 
 
 def save_registry(url: str, registry: dict[str, Any]) -> None:
-    """Write atomically: a temp file beside it, then a move."""
-    fs, path = fsspec.core.url_to_fs(url)
-    parent = path.rsplit("/", 1)[0] if "/" in path else "."
-    fs.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with fs.open(tmp, "w") as f:
-        json.dump(registry, f, indent=2)
-    fs.mv(tmp, path)
+    """Write atomically (a temp file beside it, then a rename; one upload on object stores)."""
+    write_atomic(url, json.dumps(registry, indent=2))
+
+
+def lock_path(url: str) -> str:
+    """The lock file of a registry: beside a local one; in the temp dir for an object store (see the module doc)."""
+    if "://" not in url or url.startswith("file://"):
+        return url.removeprefix("file://") + ".lock"
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]  # per user: another user's lock file in /tmp is not ours to open
+    return os.path.join(tempfile.gettempdir(), f"clip-registry-{os.getuid()}-{key}.lock")
+
+
+@contextlib.contextmanager
+def registry_lock(url: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the registry's writer lock (blocking up to `timeout` s, then an error naming the lock file)."""
+    path = lock_path(url)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with FileLock(path, timeout=timeout):
+            yield
+    except TimeoutError as e:  # filelock.Timeout is a TimeoutError
+        raise TimeoutError(f"registry {url}: another process has held its lock {path} for over {timeout:.0f} s "
+                           "(the lock goes with its holder: look for a run still registering)") from e  # fmt: skip
 
 
 def register_model(
@@ -80,6 +112,22 @@ def register_model(
     promoted model into the registry (see the module docstring)."""
     if cfg.metric not in metrics:
         raise KeyError(f"registry.metric {cfg.metric!r} is not among the evaluation metrics: {sorted(metrics)[:20]}")
+    with registry_lock(url):
+        return _register(url, model_uri, metrics, cfg, data_version, git_revision, now, training, archive)
+
+
+def _register(
+    url: str,
+    model_uri: str,
+    metrics: dict[str, float],
+    cfg: RegistryConfig,
+    data_version: str | None,
+    git_revision: str | None,
+    now: dt.datetime | None,
+    training: dict[str, Any] | None,
+    archive: bool,
+) -> RegistryDecision:
+    """register_model's read-decide-write, under the registry lock."""
     registry = load_registry(url)
     value = float(metrics[cfg.metric])
     champion = registry["champion"]

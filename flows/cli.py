@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
     from flows.params import ParamsError
+    from flows.prefect_auth import use_local_credential
+
+    use_local_credential()  # before any subcommand imports Prefect (its settings are read once)
 
     try:
         return int(args.func(args) or 0)

@@ -8,15 +8,19 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from infra.ray_auth import prepare_local_ray
+
 log = logging.getLogger(__name__)
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to `address` / RAY_ADDRESS (a cluster or `ray://` client), else start a local Ray.
 
-    Ray 2.60 turns token authentication on for local clusters; a private single-machine Ray opts
-    out (RAY_AUTH_MODE=disabled) unless the user set the variable. The temp dir is short because
-    Ray's socket paths must stay under 107 characters.
+    A local Ray runs with token authentication (Ray 2.60's default for a new local cluster; the token
+    file is created owner-only first, see infra/ray_auth.py) unless the user exported
+    RAY_AUTH_MODE=disabled. Connecting to a cluster: Ray's own rules (RAY_AUTH_MODE=token and the
+    cluster's token; `auto` finds a local token by itself). The temp dir is short because Ray's socket
+    paths must stay under 107 characters.
     """
     import ray
 
@@ -28,7 +32,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         # a cluster's workers run with the cluster's environment, not ours: pass our logging settings along
         ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": worker_env()})
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    prepare_local_ray()
     tmp = os.environ.get("CLIP_RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), f"ray-clip-{os.getuid()}")
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp, log_to_driver=True)
 

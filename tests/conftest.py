@@ -32,4 +32,3 @@ def gpu_device():
     import torch
 
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-

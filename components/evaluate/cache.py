@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from clip_core import image_transform
+from components.io import create_temp_beside, publish_file
 
 from .images import FileImages, ImageSource, IndexedImages, StreamedImages, decode_image
 from .images import open_image as open_image  # re-exported: callers imported it from here before images.py
@@ -195,11 +195,10 @@ class EmbeddingCache:
         from safetensors.torch import save_file
 
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
-        os.close(fd)
+        tmp = create_temp_beside(self.path(key))
         try:
             save_file({"features": features.contiguous()}, tmp, metadata=meta or {})
-            os.replace(tmp, self.path(key))
+            publish_file(tmp, self.path(key))
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -7,9 +7,19 @@ BIN="${VENV_BIN:-$PWD/.venv/bin}"  # the project's venv, as prefect_server.sh: `
 HOST="${RAY_DASHBOARD_HOST:-127.0.0.1}"
 PORT="${RAY_DASHBOARD_PORT:-8265}"
 CPUS="${RAY_NUM_CPUS:-$(nproc)}"
-# Ray >= 2.60 enables token auth for local clusters; keep it unless the caller opted out.
-export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
+# Token authentication (Ray >= 2.60) unless the caller exported RAY_AUTH_MODE=disabled (README "Security defaults":
+# then every local user can run code as you on this cluster). The token file is created owner-only (0600)
+# before Ray would write one readable by all; clients on this host find it by themselves.
+if [ "${RAY_AUTH_MODE:-token}" = disabled ]; then
+  echo "WARNING: RAY_AUTH_MODE=disabled: anyone who can reach this Ray's ports can run code as $(id -un)" >&2
+else
+  export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}"
+  TOKEN_FILE="$("$BIN/python" -m infra.ray_auth)"
+fi
 export RAY_TRAIN_ENABLE_STATE_TRACKING="${RAY_TRAIN_ENABLE_STATE_TRACKING:-1}"  # Train runs in the dashboard
 "$BIN/ray" start --head --num-cpus "$CPUS" --include-dashboard true \
   --dashboard-host "$HOST" --dashboard-port "$PORT" --temp-dir "${RAY_TMPDIR:-/tmp/ray}" "$@"
 echo "Ray dashboard: http://$HOST:$PORT   (RAY_ADDRESS=auto to use this cluster)"
+if [ -n "${TOKEN_FILE:-}" ]; then
+  echo "Token authentication on: the token is in $TOKEN_FILE (the dashboard asks for it once: \`$BIN/ray get-auth-token\`)"
+fi

@@ -54,3 +54,41 @@ def test_training_record_data_line_and_champion_archive(tmp_path) -> None:
     line = "data sha256:a:1200rows -> sha256:b:1500rows: 1200 -> 1500 samples, +300 from 1 new source(s); trained from scratch"
     assert d2.data == line
     assert load_registry(url)["entries"][1]["training"] == t2
+
+
+# A registering process whose read-modify-write is slowed (50 ms between reading the registry and writing it), so
+# two of them at once overlap on every entry: without the registry lock, entries are lost for certain.
+WRITER = """
+import sys, time
+from pathlib import Path
+import components.registry as r
+
+url, name, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+load = r.load_registry
+def slow_load(u):
+    reg = load(u)
+    time.sleep(0.05)
+    return reg
+r.load_registry = slow_load
+while not go.exists():
+    time.sleep(0.01)
+for i in range(n):
+    r.register_model(url, f"{name}-{i}", {"acc": 0.5}, r.RegistryConfig(metric="acc"))
+"""
+
+
+def test_two_concurrent_writers_keep_every_entry(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    url, go, n = str(tmp_path / "registry" / "registry.json"), tmp_path / "go", 8
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, name, str(n), str(go)], env=env) for name in "ab"]
+    go.touch()
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    entries = load_registry(url)["entries"]
+    assert sorted(e["model"] for e in entries) == sorted(f"{x}-{i}" for x in "ab" for i in range(n))
+    assert [e["version"] for e in entries] == list(range(1, 2 * n + 1))

@@ -17,18 +17,30 @@ pytestmark = pytest.mark.smoke
 
 @pytest.fixture(scope="module")
 def ray_session(tmp_path_factory):
-    """One local Ray for all tests here (start-up costs ~25 s)."""
+    """One local Ray for all tests here (start-up costs ~25 s), with token authentication as every Ray we start."""
     import os
+    import stat
 
     import ray
+    from ray._private.authentication_test_utils import reset_auth_token_state
+    from ray._raylet import AuthenticationMode, get_authentication_mode
 
     from infra.ray_launcher import ensure_ray
 
     os.environ["CLIP_RAY_TMPDIR"] = str(tmp_path_factory.mktemp("ray"))
     os.environ["CLIP_TRAIN_NO_PROGRESS"] = "1"
-    ensure_ray(num_cpus=4)
-    yield
-    ray.shutdown()
+    token = tmp_path_factory.mktemp("ray-token") / "auth_token"  # not the user's ~/.ray/auth_token
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+        mp.delenv("RAY_AUTH_MODE", raising=False)
+        mp.delenv("RAY_AUTH_TOKEN", raising=False)
+        ensure_ray(num_cpus=4)
+        assert get_authentication_mode() == AuthenticationMode.TOKEN  # what a plain `ensure_ray()` starts
+        assert stat.S_IMODE(token.stat().st_mode) == 0o600  # written by us before Ray would write it 0644
+        yield
+        ray.shutdown()
+        mp.delenv("RAY_AUTH_MODE", raising=False)  # Ray set it for this process
+    reset_auth_token_state()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -43,6 +44,10 @@ class LoopbackCluster:
     second_manager_port: int = 0  # set by add_second_node: how its raylet is found
 
     @property
+    def token_path(self) -> str:
+        return os.path.join(self.temp_dir, "auth_token")
+
+    @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
@@ -50,9 +55,13 @@ class LoopbackCluster:
         # Workers import the project from this checkout, as an installed package would on a real node.
         # The health-check settings (read by the GCS) make a dead node known in ~3 s instead of ~30 s.
         # Ray's OOM killer is off: this machine is shared, and another job's memory must not kill our workers.
+        # Token authentication, as every Ray the project starts: the token lives in the cluster's temp dir (0600),
+        # never in the user's ~/.ray; a driver of the cluster needs RAY_AUTH_MODE and RAY_AUTH_TOKEN_PATH too.
+        env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
         return {
-            **os.environ,
-            "RAY_AUTH_MODE": "disabled",
+            **env,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": self.token_path,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "CLIP_TRAIN_NO_PROGRESS": "1",
             "RAY_health_check_period_ms": "1000",
@@ -70,7 +79,10 @@ class LoopbackCluster:
         if proc.returncode:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
-    def start(self) -> None:
+    def start(self, second_node: bool = True) -> None:
+        fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
         self._ray_start(
             "--head",
             "--node-ip-address=127.0.0.1",
@@ -80,7 +92,8 @@ class LoopbackCluster:
             f"--temp-dir={self.temp_dir}",
             '--resources={"head": 1}',
         )
-        self.add_second_node()
+        if second_node:
+            self.add_second_node()
 
     def add_second_node(self) -> None:
         """Start the second node (again, after a kill: a replacement machine, with a new node id)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -21,20 +22,25 @@ pytestmark = pytest.mark.faults
 
 @pytest.fixture()
 def cluster(monkeypatch):
-    """A fresh head + second node per test; the finalizer kills every process of it, whatever happened."""
+    """A fresh head + second node per test (token authentication on); the finalizer kills every process of it."""
     import ray
+    from ray._private.authentication_test_utils import reset_auth_token_state
 
     if ray.is_initialized():  # a local Ray left by another module would capture run_train
         ray.shutdown()
     c = LoopbackCluster()
     try:
         c.start()
-        for k in ("RAY_AUTH_MODE", "CLIP_TRAIN_NO_PROGRESS", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"):
+        for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "CLIP_TRAIN_NO_PROGRESS", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"):
             monkeypatch.setenv(k, c.env()[k])
+        monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
         monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        reset_auth_token_state()  # Ray caches the auth mode and token per process: this driver now uses the cluster's
         yield c
     finally:
         ray.shutdown()
+        monkeypatch.undo()
+        reset_auth_token_state()  # before the token file goes with the cluster's temp dir
         c.stop()
         assert not c.processes(), "cluster processes survived the teardown"
 
@@ -95,13 +101,41 @@ def _node_ids() -> dict[str, str]:
     return out
 
 
+# A Ray client: exit 3 when the cluster refuses it (authentication), 0 when it gets in.
+CLIENT = """
+import sys, ray
+try:
+    ray.init(address=sys.argv[1], log_to_driver=False)
+except (ConnectionError, ray.exceptions.AuthenticationError) as e:
+    print(repr(e), repr(e.__cause__))
+    sys.exit(3)
+print("connected", ray.cluster_resources())
+"""
+
+
 def test_workers_spread_over_two_nodes(cluster: LoopbackCluster, shards_glob: str, tmp_path: Path) -> None:
     import ray
 
     from flows.train_stage import run_train
 
+    # Token authentication: clients without the cluster's token (none, or a wrong one) are refused, while this
+    # driver, which has it, trains. They run beside the training (one cluster for both checks).
+    strangers = {
+        "no token": {"RAY_AUTH_MODE": "disabled"},
+        "wrong token": {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64},
+    }
+    env = {k: v for k, v in cluster.env().items() if not k.startswith("RAY_AUTH")}
+    clients = {
+        name: subprocess.Popen([sys.executable, "-c", CLIENT, cluster.address], env={**env, **extra},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name, extra in strangers.items()
+    }  # fmt: skip
     params = _params(tmp_path, shards_glob, "train.steps=30", "train.ckpt_every=10", "train.max_failures=0")
     model_dir = Path(run_train(params, address=cluster.address))
+    for name, p in clients.items():
+        out = p.communicate(timeout=120)[0]
+        assert p.returncode == 3, f"{name}: {out[-2000:]}"
+        assert "InvalidAuthToken" in out, f"{name}: {out[-2000:]}"
     nodes = _node_ids()
     assert set(nodes) == {"head", "second"}
     assert ray.get_runtime_context().get_node_id() == nodes["head"]  # the driver (and the Train controller) is on the head
