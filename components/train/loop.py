@@ -49,6 +49,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     model = build_model(cfg)
     if config.get("init_model"):
         load_init_weights(model, config["init_model"])
+    lock_towers(model, cfg)  # before the optimiser: locked parameters get no optimiser state
     engine = build_engine(model, cfg, device, config.get("ds_config"))
     loss_fn = build_loss(cfg)
     train_tf = clip_core.image_transform(engine.module.image_size, is_train=True)
@@ -71,13 +72,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         epoch_end = min((epoch + 1) * cfg.ckpt_every, cfg.steps)
         while step < epoch_end:
             t0 = time.perf_counter()
+            micro = []
             for _ in range(cfg.accum_steps):
                 tw = time.perf_counter()
                 images, tokens = next(batches)
                 window["wait"] += time.perf_counter() - tw
-                loss = engine.micro_step(images.to(device), tokens.to(device), _recording(loss_fn, window))
-                engine.step()
-                window["loss"] += float(loss) / cfg.accum_steps
+                micro.append((images.to(device), tokens.to(device)))
+            # accum_mode contrastive: one loss over all micro-batches (global batch = batch*accum*world)
+            window["loss"] += engine.train_step(micro, _recording(loss_fn, window))
+            del micro
             step += 1
             window["n"] += 1
             window["t"] += time.perf_counter() - t0
@@ -166,6 +169,14 @@ def load_init_weights(model: clip_core.CLIP, url: str) -> None:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
         raise ValueError(f"train.init_from: the weights at {url} do not fit this run's model: {e}") from e
+
+
+def lock_towers(model: clip_core.CLIP, cfg: TrainConfig) -> None:
+    """train.lock_image / lock_text: frozen parameters (requires_grad False) the optimiser never sees."""
+    if cfg.lock_image:
+        model.lock_image_tower(cfg.lock_image_unlocked_groups, cfg.lock_image_freeze_bn_stats)
+    if cfg.lock_text:
+        model.lock_text_tower(cfg.lock_text_unlocked_layers)
 
 
 def build_loss(cfg: TrainConfig):
