@@ -154,8 +154,9 @@ class DeepSpeedEngine:
         them by the accumulation steps again (`scale_wrt_gas=False`). `before_step` (tests) runs after the
         last backward, before the optimiser step, while DeepSpeed's gradients are complete.
         """
-        if len(batches) != self.engine.gradient_accumulation_steps():
-            raise ValueError(f"{len(batches)} micro-batches but DeepSpeed accumulates {self.engine.gradient_accumulation_steps()}")
+        gas = self.engine.gradient_accumulation_steps()
+        if len(batches) != gas:
+            raise ValueError(f"{len(batches)} micro-batches but DeepSpeed's gradient_accumulation_steps is {gas}")
         last = len(batches) - 1
 
         def forward(images: torch.Tensor, tokens: torch.Tensor) -> tuple:
