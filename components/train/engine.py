@@ -61,7 +61,8 @@ class DDPEngine:
                 return model(images, tokens)
 
         def backward(j: int, loss: torch.Tensor) -> None:
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            if loss.requires_grad:  # both towers locked: only the last re-run (the logit scale's) has a graph
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
 
         def sync(j: int) -> contextlib.AbstractContextManager:
             # skip the gradient all-reduce on all but the last micro-batch (forward and backward inside no_sync)
@@ -163,7 +164,8 @@ class DeepSpeedEngine:
             return self.engine(images.to(self.input_dtype()), tokens)
 
         def backward(j: int, loss: torch.Tensor) -> None:
-            self.engine.backward(loss, scale_wrt_gas=False)
+            if loss.requires_grad:  # both towers locked: only the last re-run (the logit scale's) has a graph
+                self.engine.backward(loss, scale_wrt_gas=False)
             if j == last and before_step is not None:
                 before_step()
             self.engine.step()  # optimiser + scheduler step only at the boundary; clipping from the config

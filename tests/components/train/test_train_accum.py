@@ -84,6 +84,12 @@ def _worker(rank: int, world: int, port: int, out: dict) -> None:
     mine = slice(rank * K * B, (rank + 1) * K * B)  # the same 32 samples per rank in both runs
     out[(rank, "big")] = _grads("contrastive", 1, images[mine], tokens[mine])
     out[(rank, "accum")] = _grads("contrastive", K, images[mine], tokens[mine])
+    # locked towers under 2-worker DDP (frozen parameters are outside DDP's buckets; no find_unused_parameters)
+    from test_train_lock import MICRO as LOCK_ARCH
+    from test_train_lock import train_locked
+
+    before, after, _ = train_locked(LOCK_ARCH, strategy="ddp", workers=2, lock_image=True, lock_text=True)
+    out[(rank, "lock")] = {k for k in before if not torch.equal(before[k], after[k])}
     dist.destroy_process_group()
 
 
@@ -96,6 +102,7 @@ def test_two_workers_accumulation_equals_one_large_batch() -> None:
     # DDP all-reduced the gradients: every rank holds the same; the loss saw all 64 samples (ln 64 ~ 4.2)
     _assert_same(out[(1, "accum")], out[(0, "accum")], rel=1e-12)
     assert out[(0, "big")][0] > 3.5
+    assert out[(0, "lock")] == out[(1, "lock")] == {"logit_scale"}  # both towers locked: only the temperature moves
 
 
 def _ds_run(stage: int, accum: int, images, tokens) -> tuple[list[float], dict[str, torch.Tensor], float]:
