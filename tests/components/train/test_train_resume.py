@@ -1,4 +1,7 @@
-"""Resume: a run restarted from its step-20 checkpoint reproduces the uninterrupted run step for step."""
+"""Resume: a run restarted from its step-20 checkpoint reproduces the uninterrupted run step for step.
+
+Both runs accumulate 2 micro-batches of 8 per step (contrastive accumulation: cached features, RNG replay).
+"""
 
 import json
 import shutil
@@ -24,7 +27,8 @@ def test_resumed_run_matches_uninterrupted_run(fn_config, tmp_path: Path, strate
     cfg = TrainConfig(
         workers=1,
         steps=40,
-        batch_size=16,
+        batch_size=8,
+        accum_steps=2,
         warmup=4,
         ckpt_every=20,
         log_every=1,
