@@ -135,6 +135,56 @@ def champion_init(params: Any) -> dict[str, Any] | None:
     return {"model": url if "://" in url else os.path.abspath(url), "version": champion["version"]}
 
 
+def model_init(params: Any, storage: str) -> dict[str, Any]:
+    """train.init_from naming a model: {"model": URL of a model directory, "label": what and which weights}.
+
+    A model directory (any fsspec URL) is used where it is; anything else `clip-pipeline models import`
+    reads (open_clip/OpenAI checkpoint, open_clip hub directory) is imported once into STORAGE/init_model,
+    with its tokenizer. The weights must fit train.model: a mismatch fails here, before any training,
+    naming the keys (the architecture is never silently taken from the checkpoint).
+    """
+    from components.train.init import check_init_fits, weights_sha256
+
+    spec = params.train.init_from
+    fs, root = fsspec.core.url_to_fs(spec)
+    if fs.exists(posixpath.join(root, "model.safetensors")) and fs.exists(posixpath.join(root, "tokenizer.json")):
+        url = spec if "://" in spec else os.path.abspath(spec)
+    elif "://" in spec:
+        raise FileNotFoundError(f"train.init_from {spec}: no model directory there (model.safetensors, tokenizer.json); "
+                                "import other formats with `clip-pipeline models import SRC DIR` first")  # fmt: skip
+    else:
+        url = import_init_model(spec, posixpath.join(storage.rstrip("/"), "init_model"))
+    check_init_fits(params.train, url, spec)
+    return {"model": url, "label": f"model {spec} (sha256 {weights_sha256(url)[:16]})"}
+
+
+def import_init_model(src: str, url: str) -> str:
+    """Import a checkpoint (any format clip_core.load_model reads) as a model directory at `url`; returns `url`."""
+    import tempfile
+
+    import clip_core
+    from components.train.checkpoint import put_dir
+
+    with tempfile.TemporaryDirectory(prefix="clip-import-") as tmp:
+        loaded = clip_core.import_model(src, tmp)
+        put_dir(tmp, url)
+    print(f"train: imported {src} ({loaded.format}) as {url} for train.init_from")
+    return url
+
+
+def init_weights(params: Any, storage: str) -> dict[str, Any] | None:
+    """Where a fresh run's weights come from: None (scratch), the champion, or a model (`model_init`)."""
+    if params.train.init_from == "champion":
+        from components.train.init import check_init_fits
+
+        champion = champion_init(params)
+        if champion is None:
+            return None
+        check_init_fits(params.train, champion["model"], f"champion v{champion['version']}")
+        return {"model": champion["model"], "label": f"champion v{champion['version']} ({champion['model']})"}
+    return model_init(params, storage) if params.train.init_from else None
+
+
 def load_model_tokenizer(model_url: str):
     """The tokenizer saved in a model directory: continuing a model's weights needs its own token ids."""
     from tokenizers import Tokenizer as HFTokenizer
@@ -174,7 +224,7 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     t = params.train
     storage = storage_url(params)
     shards = resolve_shards(params)
-    init = champion_init(params)
+    init = init_weights(params, storage)
     tokenizer = load_model_tokenizer(init["model"]) if init else build_tokenizer(params, shards)
     fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
     fn_config["exclude_keys"] = exclude = exclude_keys(params)
@@ -186,7 +236,7 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
 
     ingest = ingest_summary(params)
     data = training_data_version(ingest, shards, exclude)
-    init_from = f"champion v{init['version']} ({init['model']})" if init else "scratch"
+    init_from = init["label"] if init else "scratch"
     if init:
         fn_config["init_model"] = init["model"]
     fn_config["resume_key"] = resume_key(shards, exclude, data=data, init=init_from)

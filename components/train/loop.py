@@ -8,8 +8,8 @@
     ds_config        DeepSpeed config dict (built by infra; None for ddp)
     exclude_keys     optional list of sample keys to skip (the audit's dedup)
     resume_key       optional {"code", "shards", "data", "init"} fingerprints stored with each checkpoint (see CheckpointStore)
-    init_model       optional model directory URL whose weights a fresh run starts from (train.init_from: champion);
-                     a resumed run's checkpoint overrides them
+    init_model       optional model directory URL whose weights a fresh run starts from (train.init_from: the
+                     champion, a model directory or an imported checkpoint); a resumed run's checkpoint overrides them
     fault            optional test hook {"rank", "step", "flag"}: that rank exits hard at that step
                      once (the flag file records that it happened)
 """
@@ -36,6 +36,7 @@ from .checkpoint import CheckpointStore, put_dir
 from .config import TrainConfig
 from .data import StreamSpec, build_loader
 from .engine import build_engine
+from .init import build_model, load_init_weights
 from .metrics import MetricsLog, in_ray_session, memory_stats
 from .zeroshot import zero_shot_top1
 
@@ -147,28 +148,6 @@ def load_tokenizer(tokenizer_json: str, context_length: int) -> clip_core.Tokeni
     from tokenizers import Tokenizer as HFTokenizer
 
     return clip_core.Tokenizer(HFTokenizer.from_str(tokenizer_json), context_length)
-
-
-def build_model(cfg: TrainConfig) -> clip_core.CLIP:
-    """A fresh CLIP; SigLIP gets the paper's initial temperature 10 and bias -10."""
-    if cfg.loss == "siglip":
-        return clip_core.create_model(cfg.model, init_logit_scale=math.log(10), init_logit_bias=-10.0)
-    return clip_core.create_model(cfg.model)
-
-
-def load_init_weights(model: clip_core.CLIP, url: str) -> None:
-    """Start from another run's weights (every rank reads them, so ranks agree); a mismatch names the model."""
-    import fsspec
-
-    with tempfile.TemporaryDirectory(prefix="clip-init-") as tmp:
-        local = Path(tmp) / "model.safetensors"
-        with fsspec.open(f"{url.rstrip('/')}/model.safetensors", "rb") as f:
-            local.write_bytes(f.read())
-        sd = clip_core.load_state_dict(local)
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"train.init_from: the weights at {url} do not fit this run's model: {e}") from e
 
 
 def lock_towers(model: clip_core.CLIP, cfg: TrainConfig) -> None:
