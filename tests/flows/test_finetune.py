@@ -14,7 +14,7 @@ import clip_core
 from tests.flows.tiny_project import env, make_tiny_project
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "components" / "train"))
-from shapes_data import COLOURS, SHAPES, write_shape_shards  # noqa: E402
+from shapes_data import COLOURS, SHAPES, write_shape_shards
 
 pytestmark = pytest.mark.smoke
 
