@@ -245,7 +245,11 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     latest = store.latest_good()  # only a checkpoint of this data, code, config and start is left to resume
     training = {"data_version": data, "init_from": init_from, "resumed_from_step": latest.step if latest else None,
                 "n_samples": ingest["n_ingested"] - len(exclude) if ingest else None,
-                "sources": {k: v.get("ingested", 0) for k, v in ingest.get("by_source", {}).items()}}  # fmt: skip
+                "sources": {k: v.get("ingested", 0) for k, v in ingest.get("by_source", {}).items()},
+                # pairs per optimiser step, and how many of them each pair is contrasted with (accum_mode average: fewer)
+                "global_batch": t.batch_size * t.accum_steps * t.workers,
+                "contrastive_batch": t.batch_size * t.workers * (t.accum_steps if t.accum_mode == "contrastive" else 1),
+                }  # fmt: skip
     how = f"resuming step {latest.step} of this same run" if latest else f"from {init_from}"
     print(f"train: data version {data}; {how}")
     from flows.provenance import git_revision

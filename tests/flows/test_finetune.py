@@ -48,7 +48,9 @@ def test_finetune_from_a_model_dir_with_locked_image_tower_and_accumulation(tmp_
                        timeout=600)  # fmt: skip
     assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
     out = proj / "out" / "train"
-    assert json.loads((out / "run.json").read_text())["training"]["init_from"].startswith(f"model {start} (sha256 ")
+    training = json.loads((out / "run.json").read_text())["training"]
+    assert training["init_from"].startswith(f"model {start} (sha256 ")
+    assert training["global_batch"] == training["contrastive_batch"] == 32  # 4 x 8, one contrastive batch
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4] and all(r["loss"] > 0 for r in rows)
     before = clip_core.load_checkpoint(start / "model.safetensors").state_dict()
