@@ -13,7 +13,9 @@ memory of one micro-batch plus the cached features:
 Unlike open_clip, the logit scale (and SigLIP's bias) carries grad in one re-run only, so its gradient
 is not counted k times; and each re-run replays the RNG state of its cached forward, so random layers
 (patch dropout) see the same draws in both passes and the substituted features equal the cached ones.
-Cost: one extra forward per micro-batch.
+Cost: one extra forward per micro-batch. Exact for ViT towers; a ResNet tower with BatchNorm in training mode
+normalises each micro-batch with its own statistics (and updates the running statistics in both passes, as
+open_clip does), so there it is close to, not equal to, the larger batch.
 """
 
 from __future__ import annotations
