@@ -106,8 +106,7 @@ class Ours(Contestant):
         self.loss_fn = build_loss(cfg)
 
     def step(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
-        self.engine.micro_step(images, tokens, self.loss_fn)
-        self.engine.step()
+        self.engine.train_step([(images, tokens)], self.loss_fn)
 
 
 class OpenClip(Contestant):

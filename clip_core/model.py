@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import CLIPConfig, TextConfig, get_model_config
+from .lock import frozen_batch_norms, image_groups, lock_groups, text_groups
 from .resnet import ModifiedResNet
 from .transformer import Transformer
 from .vit import VisionTransformer
@@ -55,6 +56,28 @@ class CLIP(nn.Module):
         self.logit_bias = None
         if cfg.init_logit_bias is not None:
             self.logit_bias = nn.Parameter(torch.tensor(float(cfg.init_logit_bias)))
+        self._frozen_bn: list[nn.Module] = []  # BatchNorm layers kept in eval mode (lock_image_tower)
+
+    def lock_image_tower(self, unlocked_groups: int = 0, freeze_bn_stats: bool = False) -> None:
+        """LiT: freeze the image tower but its last `unlocked_groups` layer groups (see lock.py).
+
+        `freeze_bn_stats`: the locked groups' BatchNorm layers stay in eval mode, so training neither
+        uses batch statistics there nor updates their running statistics.
+        """
+        locked = lock_groups(image_groups(self.visual), unlocked_groups)
+        if freeze_bn_stats:
+            self._frozen_bn = frozen_batch_norms(locked)
+            self.train(self.training)
+
+    def lock_text_tower(self, unlocked_layers: int = 0) -> None:
+        """Freeze the text tower but its last `unlocked_layers` layer groups (see lock.py)."""
+        lock_groups(text_groups(self), unlocked_layers)
+
+    def train(self, mode: bool = True) -> CLIP:
+        super().train(mode)
+        for m in self._frozen_bn:
+            m.eval()
+        return self
 
     @property
     def context_length(self) -> int:

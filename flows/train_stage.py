@@ -72,6 +72,19 @@ def champion_init(params: Any) -> dict[str, Any] | None:
     return {"model": absolute(url), "version": champion["version"]}
 
 
+def init_weights(params: Any, storage: str) -> dict[str, Any] | None:
+    """Where a fresh run's weights come from: None (scratch), the champion, or a model (components.train.init)."""
+    from components.train.init import check_init_fits, resolve_init_model
+
+    if params.train.init_from == "champion":
+        champion = champion_init(params)
+        if champion is None:
+            return None
+        check_init_fits(params.train, champion["model"], f"champion v{champion['version']}")
+        return {"model": champion["model"], "label": f"champion v{champion['version']} ({champion['model']})"}
+    return resolve_init_model(params.train, storage) if params.train.init_from else None
+
+
 def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
     """The plain dict each worker receives (see components.train.loop)."""
     from infra.deepspeed_config import deepspeed_config
@@ -99,7 +112,7 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     t = params.train
     storage = storage_url(params)
     shards = resolve_shards(params)
-    init = champion_init(params)
+    init = init_weights(params, storage)
     tokenizer = load_model_tokenizer(init["model"]) if init else build_tokenizer(t.model, t.tokenizer, shards)
     fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
     fn_config["exclude_keys"] = exclude = exclude_keys(params)
@@ -111,7 +124,7 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
 
     ingest = ingest_summary(params)
     data = training_data_version(ingest, shards, exclude)
-    init_from = f"champion v{init['version']} ({init['model']})" if init else "scratch"
+    init_from = init["label"] if init else "scratch"
     if init:
         fn_config["init_model"] = init["model"]
     fn_config["resume_key"] = resume_key(shards, exclude, data=data, init=init_from, code=code_version([__file__]))
@@ -120,7 +133,11 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     latest = store.latest_good()  # only a checkpoint of this data, code, config and start is left to resume
     training = {"data_version": data, "init_from": init_from, "resumed_from_step": latest.step if latest else None,
                 "n_samples": ingest["n_ingested"] - len(exclude) if ingest else None,
-                "sources": {k: v.get("ingested", 0) for k, v in ingest.get("by_source", {}).items()}}  # fmt: skip
+                "sources": {k: v.get("ingested", 0) for k, v in ingest.get("by_source", {}).items()},
+                # pairs per optimiser step, and how many of them each pair is contrasted with (accum_mode average: fewer)
+                "global_batch": t.batch_size * t.accum_steps * t.workers,
+                "contrastive_batch": t.batch_size * t.workers * (t.accum_steps if t.accum_mode == "contrastive" else 1),
+                }  # fmt: skip
     how = f"resuming step {latest.step} of this same run" if latest else f"from {init_from}"
     print(f"train: data version {data}; {how}")
     from flows.provenance import git_revision

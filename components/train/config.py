@@ -23,6 +23,9 @@ class TrainConfig:
     warmup: int = 30  # linear warm-up steps, then cosine decay to 0
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     accum_steps: int = 1  # micro-batches per optimiser step
+    # contrastive: one loss over all accum_steps micro-batches (a truly larger batch, one extra forward each);
+    # average: the mean of per-micro-batch losses (each sees only its own batch_size * workers negatives)
+    accum_mode: Literal["contrastive", "average"] = "contrastive"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     grad_checkpointing: bool = False
     loss: Literal["clip", "siglip"] = "clip"
@@ -45,9 +48,17 @@ class TrainConfig:
     storage_path: str = ""  # any fsspec URL for checkpoints/metrics; "" = OUT/train
     max_failures: int = 2  # automatic restarts of the worker group after a crash
     tensorboard: bool = False
-    # A run on new data never resumes a checkpoint of other data; it starts from scratch ("") or from the
-    # registry champion's weights ("champion": its tokenizer too; optimiser and lr schedule restart at step 0).
-    init_from: Literal["", "champion"] = ""
+    # A run on new data never resumes a checkpoint of other data; it starts from scratch (""), from the
+    # registry champion's weights ("champion") or from a model: a model directory (any fsspec URL) or anything
+    # `clip-pipeline models import` reads (open_clip/OpenAI checkpoint, hub directory). The tokenizer comes with
+    # the weights; optimiser and lr schedule restart at step 0.
+    init_from: str = ""
+    # Tower locking (open_clip's --lock-image/--lock-text): locked parameters get no gradient and no optimiser state
+    lock_image: bool = False
+    lock_image_unlocked_groups: int = 0  # the last N layer groups of the image tower stay trainable
+    lock_image_freeze_bn_stats: bool = False  # ResNet towers: locked BatchNorm layers keep their running stats (eval mode)
+    lock_text: bool = False
+    lock_text_unlocked_layers: int = 0  # the last N layer groups of the text tower stay trainable
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "steps", "accum_steps", "workers", "cpus_per_worker", "log_every", "ckpt_every")
@@ -75,8 +86,16 @@ class TrainConfig:
                 "min_workers < workers (elastic) needs strategy: ddp; DeepSpeed ZeRO checkpoints resume only at "
                 "the same world size. Set min_workers: 0 or strategy: ddp"
             )
-        if self.init_from not in ("", "champion"):
-            raise ValueError(f"init_from must be '' (from scratch) or 'champion', got {self.init_from!r}")
+        if self.accum_mode not in ("contrastive", "average"):
+            raise ValueError(f"accum_mode must be 'contrastive' or 'average', got {self.accum_mode!r}")
+        if min(self.lock_image_unlocked_groups, self.lock_text_unlocked_layers) < 0:
+            raise ValueError("lock_image_unlocked_groups and lock_text_unlocked_layers must be >= 0")
+        if self.lock_image_unlocked_groups and not self.lock_image:
+            raise ValueError("lock_image_unlocked_groups needs lock_image: true")
+        if self.lock_text_unlocked_layers and not self.lock_text:
+            raise ValueError("lock_text_unlocked_layers needs lock_text: true")
+        if self.lock_image_freeze_bn_stats and not self.lock_image:
+            raise ValueError("lock_image_freeze_bn_stats needs lock_image: true")
         if self.keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
         if min(self.num_data_workers, self.max_failures + 1, self.shuffle_buffer + 1) < 0:

@@ -1,8 +1,8 @@
 """The two ways a worker steps the model: plain DDP (autocast, GradScaler, no_sync) or a DeepSpeed engine.
 
 Both expose the same small surface the loop needs, so `loop.py` reads as one explicit loop:
-`micro_step` (forward, loss, backward), `step` (True when the optimiser stepped), `state_to`/`state_from` a local
-directory, and `export_state_dict` for the safetensors model.
+`train_step` (the forwards and backwards of one accumulation window, see `accum.py`, then one optimiser step),
+`state_to`/`state_from` a local directory, and `export_state_dict` for the safetensors model.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .accum import ACCUMULATORS, Batch
 from .optim import build_optimizer, build_scheduler
 
 MAX_LOG_SCALE = math.log(100)
@@ -42,7 +43,6 @@ class DDPEngine:
             ids = [device.index] if device.type == "cuda" else None
             self.wrapped = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-        self.micro = 0
         self.last_grad_norm = float("nan")
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -50,22 +50,34 @@ class DDPEngine:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=DTYPES[self.cfg.precision])
 
-    def micro_step(self, images: torch.Tensor, tokens: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
-        """Forward, loss and backward of one micro-batch; returns the (unscaled) loss."""
-        boundary = (self.micro + 1) % self.cfg.accum_steps == 0
-        # skip the gradient all-reduce on all but the last micro-batch of an accumulation window
-        no_sync = not boundary and self.wrapped is not self.module
-        with self.wrapped.no_sync() if no_sync else contextlib.nullcontext():
-            with self.autocast():
-                loss = loss_fn(*self.wrapped(images, tokens))
-            scaled = loss / self.cfg.accum_steps
-            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-        return loss.detach()
+    def accumulate(self, batches: list[Batch], loss_fn: LossFn) -> torch.Tensor:
+        """Forwards and backwards of one accumulation window (gradients in `.grad`); returns its loss."""
+        last = len(batches) - 1
 
-    def step(self) -> bool:
-        self.micro += 1
-        if self.micro % self.cfg.accum_steps:
-            return False
+        def forward(images: torch.Tensor, tokens: torch.Tensor) -> tuple:
+            # the no-grad caching pass needs no DDP bookkeeping (and must not arm its reducer)
+            model = self.wrapped if torch.is_grad_enabled() else self.module
+            with self.autocast():
+                return model(images, tokens)
+
+        def backward(j: int, loss: torch.Tensor) -> None:
+            if loss.requires_grad:  # both towers locked: only the last re-run (the logit scale's) has a graph
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+        def sync(j: int) -> contextlib.AbstractContextManager:
+            # skip the gradient all-reduce on all but the last micro-batch (forward and backward inside no_sync)
+            return self.wrapped.no_sync() if j < last and self.wrapped is not self.module else contextlib.nullcontext()
+
+        return ACCUMULATORS[self.cfg.accum_mode](forward, backward, batches, loss_fn, sync)
+
+    def train_step(self, batches: list[Batch], loss_fn: LossFn, before_step: Callable[[], None] | None = None) -> float:
+        """One optimiser step over `batches` (the accumulation window); returns the window's loss.
+
+        `before_step` (tests) runs once the window's gradients are complete, before clipping and the step.
+        """
+        loss = self.accumulate(batches, loss_fn)
+        if before_step is not None:
+            before_step()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip > 0:
@@ -78,7 +90,7 @@ class DDPEngine:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         clamp_logit_scale(self.module)
-        return True
+        return float(loss)
 
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
@@ -134,23 +146,38 @@ class DeepSpeedEngine:
             return torch.bfloat16
         return torch.float16 if self.engine.fp16_enabled() else torch.float32
 
-    def micro_step(self, images: torch.Tensor, tokens: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
-        """Forward, loss and backward of one micro-batch; returns the loss."""
-        loss = loss_fn(*self.engine(images.to(self.input_dtype()), tokens))
-        self.engine.backward(loss)  # DeepSpeed divides by gradient_accumulation_steps itself
-        return loss.detach()
+    def train_step(self, batches: list[Batch], loss_fn: LossFn, before_step: Callable[[], None] | None = None) -> float:
+        """One optimiser step over `batches`; returns the window's loss.
 
-    def step(self) -> bool:
-        boundary = self.engine.is_gradient_accumulation_boundary()
-        self.engine.step()  # optimiser + scheduler step only at the boundary; clipping from the config
-        if boundary:
-            norm = self.engine.get_global_grad_norm()
-            self.last_grad_norm = float(norm) if norm is not None else float("nan")
-            # the forward pass clamps exp(logit_scale) at 100 too; this keeps the stored value in range
-            # where the module parameter is the master copy (ZeRO 0 fp32)
-            if self.stage < 3:
-                clamp_logit_scale(self.module)
-        return boundary
+        DeepSpeed owns the accumulation boundary (`gradient_accumulation_steps` = len(batches), set by
+        infra): `engine.step()` follows every backward and steps the optimiser after the last one. The
+        losses are already what the window's gradient needs (`accum.py`), so DeepSpeed must not divide
+        them by the accumulation steps again (`scale_wrt_gas=False`). `before_step` (tests) runs after the
+        last backward, before the optimiser step, while DeepSpeed's gradients are complete.
+        """
+        gas = self.engine.gradient_accumulation_steps()
+        if len(batches) != gas:
+            raise ValueError(f"{len(batches)} micro-batches but DeepSpeed's gradient_accumulation_steps is {gas}")
+        last = len(batches) - 1
+
+        def forward(images: torch.Tensor, tokens: torch.Tensor) -> tuple:
+            return self.engine(images.to(self.input_dtype()), tokens)
+
+        def backward(j: int, loss: torch.Tensor) -> None:
+            if loss.requires_grad:  # both towers locked: only the last re-run (the logit scale's) has a graph
+                self.engine.backward(loss, scale_wrt_gas=False)
+            if j == last and before_step is not None:
+                before_step()
+            self.engine.step()  # optimiser + scheduler step only at the boundary; clipping from the config
+
+        loss = ACCUMULATORS[self.cfg.accum_mode](forward, backward, batches, loss_fn)
+        norm = self.engine.get_global_grad_norm()
+        self.last_grad_norm = float(norm) if norm is not None else float("nan")
+        # the forward pass clamps exp(logit_scale) at 100 too; this keeps the stored value in range
+        # where the module parameter is the master copy (ZeRO 0 fp32)
+        if self.stage < 3:
+            clamp_logit_scale(self.module)
+        return float(loss)
 
     def lr(self) -> float:
         return self.engine.get_lr()[0]

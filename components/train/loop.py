@@ -8,8 +8,8 @@
     ds_config        DeepSpeed config dict (built by infra; None for ddp)
     exclude_keys     optional list of sample keys to skip (the audit's dedup)
     resume_key       optional {"code", "shards", "data", "init"} fingerprints stored with each checkpoint (see CheckpointStore)
-    init_model       optional model directory URL whose weights a fresh run starts from (train.init_from: champion);
-                     a resumed run's checkpoint overrides them
+    init_model       optional model directory URL whose weights a fresh run starts from (train.init_from: the
+                     champion, a model directory or an imported checkpoint); a resumed run's checkpoint overrides them
     fault            optional test hook {"rank", "step", "flag"}: that rank exits hard at that step
                      once (the flag file records that it happened)
 """
@@ -36,6 +36,7 @@ from .checkpoint import CheckpointStore, put_dir
 from .config import TrainConfig
 from .data import StreamSpec, build_loader
 from .engine import build_engine
+from .init import build_model, load_init_weights
 from .metrics import MetricsLog, in_ray_session, memory_stats
 from .zeroshot import zero_shot_top1
 
@@ -49,6 +50,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     model = build_model(cfg)
     if config.get("init_model"):
         load_init_weights(model, config["init_model"])
+    lock_towers(model, cfg)  # before the optimiser: locked parameters get no optimiser state
     engine = build_engine(model, cfg, device, config.get("ds_config"))
     loss_fn = build_loss(cfg)
     train_tf = clip_core.image_transform(engine.module.image_size, is_train=True)
@@ -71,13 +73,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         epoch_end = min((epoch + 1) * cfg.ckpt_every, cfg.steps)
         while step < epoch_end:
             t0 = time.perf_counter()
+            micro = []
             for _ in range(cfg.accum_steps):
                 tw = time.perf_counter()
                 images, tokens = next(batches)
                 window["wait"] += time.perf_counter() - tw
-                loss = engine.micro_step(images.to(device), tokens.to(device), _recording(loss_fn, window))
-                engine.step()
-                window["loss"] += float(loss) / cfg.accum_steps
+                micro.append((images.to(device), tokens.to(device)))
+            # accum_mode contrastive: one loss over all micro-batches (global batch = batch*accum*world)
+            window["loss"] += engine.train_step(micro, _recording(loss_fn, window))
+            del micro
             step += 1
             window["n"] += 1
             window["t"] += time.perf_counter() - t0
@@ -146,26 +150,12 @@ def load_tokenizer(tokenizer_json: str, context_length: int) -> clip_core.Tokeni
     return clip_core.Tokenizer(HFTokenizer.from_str(tokenizer_json), context_length)
 
 
-def build_model(cfg: TrainConfig) -> clip_core.CLIP:
-    """A fresh CLIP; SigLIP gets the paper's initial temperature 10 and bias -10."""
-    if cfg.loss == "siglip":
-        return clip_core.create_model(cfg.model, init_logit_scale=math.log(10), init_logit_bias=-10.0)
-    return clip_core.create_model(cfg.model)
-
-
-def load_init_weights(model: clip_core.CLIP, url: str) -> None:
-    """Start from another run's weights (every rank reads them, so ranks agree); a mismatch names the model."""
-    import fsspec
-
-    with tempfile.TemporaryDirectory(prefix="clip-init-") as tmp:
-        local = Path(tmp) / "model.safetensors"
-        with fsspec.open(f"{url.rstrip('/')}/model.safetensors", "rb") as f:
-            local.write_bytes(f.read())
-        sd = clip_core.load_state_dict(local)
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"train.init_from: the weights at {url} do not fit this run's model: {e}") from e
+def lock_towers(model: clip_core.CLIP, cfg: TrainConfig) -> None:
+    """train.lock_image / lock_text: frozen parameters (requires_grad False) the optimiser never sees."""
+    if cfg.lock_image:
+        model.lock_image_tower(cfg.lock_image_unlocked_groups, cfg.lock_image_freeze_bn_stats)
+    if cfg.lock_text:
+        model.lock_text_tower(cfg.lock_text_unlocked_layers)
 
 
 def build_loss(cfg: TrainConfig):

@@ -16,12 +16,13 @@ def exclude_from_decay(name: str, param: torch.Tensor) -> bool:
 
 
 def param_groups(model: nn.Module, wd: float) -> list[dict]:
-    """Two AdamW groups: decayed matrices, and everything `exclude_from_decay` names (wd 0)."""
+    """Two AdamW groups: decayed matrices, and everything `exclude_from_decay` names (wd 0); locked (frozen) params in none."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if exclude_from_decay(name, p) else decay).append(p)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}]
+    groups = [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}]
+    return [g for g in groups if g["params"]]  # a locked tower can leave one empty (DeepSpeed rejects empty groups)
 
 
 def build_optimizer(model: nn.Module, lr: float, wd: float, betas: tuple[float, float], eps: float) -> torch.optim.Optimizer:

@@ -1,4 +1,8 @@
-"""Resume: a run restarted from its step-20 checkpoint reproduces the uninterrupted run step for step."""
+"""Resume: a run restarted from its step-20 checkpoint reproduces the uninterrupted run step for step.
+
+Under DeepSpeed both runs accumulate 2 micro-batches of 8 per step (contrastive accumulation: cached features,
+RNG replay, DeepSpeed's own accumulation boundary restored from its checkpoint); DDP steps 16 at once.
+"""
 
 import json
 import shutil
@@ -18,13 +22,14 @@ def _losses(storage: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rows}
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
-def test_resumed_run_matches_uninterrupted_run(fn_config, tmp_path: Path, strategy: str, monkeypatch) -> None:
+@pytest.mark.parametrize(("strategy", "accum"), [("ddp", 1), ("deepspeed", 2)])
+def test_resumed_run_matches_uninterrupted_run(fn_config, tmp_path: Path, strategy: str, accum: int, monkeypatch) -> None:
     monkeypatch.setenv("CLIP_TRAIN_NO_PROGRESS", "1")
     cfg = TrainConfig(
         workers=1,
         steps=40,
-        batch_size=16,
+        batch_size=16 // accum,
+        accum_steps=accum,
         warmup=4,
         ckpt_every=20,
         log_every=1,
