@@ -9,6 +9,7 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a loaded 2-core CI box starts it slowly
 
 # benchmarks/gpu_check.sh --cpu-dry-run sets this: the `gpu` tier then runs on CPU (gloo, tiny sizes), so
 # the first run on a GPU machine is not the tests' first run.
