@@ -21,11 +21,11 @@ def storage_url(params: Any) -> str:
     return url if "://" in url else os.path.abspath(url)
 
 
-def resolve_shards(params: Any) -> list[str]:
-    """train.shards (URL/glob/brace pattern), default OUT/ingest/shards/*.tar, expanded to a list."""
-    from components.train.data import expand_shards
+def resolve_shards(params: Any) -> list[str] | list[dict[str, Any]]:
+    """train.shards, default OUT/ingest/shards/*.tar, expanded: a URL list, or [{"urls", "weight"}] for a mixture."""
+    from components.train.data import resolve_sources
 
-    return expand_shards(params.train.shards or posixpath.join(params.pipeline.out_root, "ingest", "shards", "*.tar"))
+    return resolve_sources(params.train.shards, posixpath.join(params.pipeline.out_root, "ingest", "shards", "*.tar"))
 
 
 def read_captions(shards: list[str], limit: int = 200_000) -> list[str]:
@@ -147,7 +147,7 @@ def load_model_tokenizer(model_url: str):
     return clip_core.Tokenizer(HFTokenizer.from_str(text), meta["context_length"])
 
 
-def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
+def build_fn_config(params: Any, shards: list[str] | list[dict[str, Any]], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
     """The plain dict each worker receives (see components.train.loop)."""
     from infra.deepspeed_config import deepspeed_config
 
@@ -173,10 +173,13 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
 
     t = params.train
     storage = storage_url(params)
-    shards = resolve_shards(params)
+    from components.train.data import source_urls
+
+    sources = resolve_shards(params)
+    shards = source_urls(sources)  # every shard once, whatever the mixture (captions, fingerprints, run.json)
     init = champion_init(params)
     tokenizer = load_model_tokenizer(init["model"]) if init else build_tokenizer(params, shards)
-    fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
+    fn_config = build_fn_config(params, sources, tokenizer, storage, **extra)
     fn_config["exclude_keys"] = exclude = exclude_keys(params)
     if exclude:
         print(f"train: skipping {len(exclude)} samples excluded by the audit's dedup")

@@ -125,6 +125,8 @@ class DeepSpeedEngine:
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config, dist_init_required=False
         )
+        if cfg.compile:
+            self.engine.compile()  # DeepSpeed's own: module.compile() in place, so checkpoints keep plain keys
         self.module = self.engine.module
         self.stage = int(ds_config.get("zero_optimization", {}).get("stage", 0))
         self.last_grad_norm = float("nan")
@@ -230,6 +232,11 @@ def build_engine(model: nn.Module, cfg: Any, device: torch.device, ds_config: di
     """DDP or DeepSpeed per `cfg.strategy`; DeepSpeed needs the config dict built by infra."""
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
+    model.set_patch_dropout(cfg.patch_dropout)
+    if cfg.compile and cfg.strategy != "deepspeed":
+        # in place (nn.Module.compile): `__call__` is compiled, state_dict keys stay plain (no `_orig_mod.`),
+        # DDP wraps the compiled module, and encode_image/encode_text (zero-shot eval) stay eager
+        model.compile()
     if cfg.strategy == "deepspeed":
         if ds_config is None:
             raise ValueError("strategy deepspeed needs a DeepSpeed config (pass ds_config from infra.deepspeed_config)")
