@@ -1,9 +1,13 @@
 """Training-step throughput of clip_core's CLIP vs open_clip's, same weights, same machine, same run.
 
 Usage: python benchmarks/train_step.py [--models tiny ViT-B-32] [--batch 32] [--steps 5] [--rounds 3]
+                                       [--variants eager compiled] [--patch-dropout 0.5]
 
-Each (model, precision) pair alternates ours/theirs for several rounds so that machine noise hits
-both; the ratio of median samples/s is the result. Prints a markdown table.
+Each (model, precision, variant) alternates ours/theirs for several rounds so that machine noise hits
+both; the ratio of median samples/s is the result. Variant `compiled` is `torch.compile` of both
+models (ours as `train.compile` does it, in place; open_clip as open_clip_train does, a wrapper);
+its first step (the compilation) is timed apart. `--patch-dropout` sets FLIP patch dropout on
+both models (open_clip's PatchDropout). Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -36,17 +40,19 @@ def _step_fn(model: torch.nn.Module, precision: str, batch: int):
         opt.zero_grad(set_to_none=True)
         amp = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
         with amp:
-            img = model.encode_image(images, normalize=True)
-            txt = model.encode_text(tokens, normalize=True)
-            loss = loss_fn(img.float(), txt.float(), model.logit_scale.exp())
+            img, txt, scale = model(images, tokens)[:3]  # forward: what torch.compile compiles
+            loss = loss_fn(img.float(), txt.float(), scale.float())
         loss.backward()
         opt.step()
 
     return step
 
 
-def _time(step, steps: int) -> float:
-    step()  # warm-up
+def _time(step, steps: int, first: list[float] | None = None) -> float:
+    t0 = time.perf_counter()
+    step()  # warm-up (the compilation, for compiled models)
+    if first is not None:
+        first.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -60,31 +66,42 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variants", nargs="+", default=["eager"], choices=["eager", "compiled"])
+    ap.add_argument("--patch-dropout", type=float, default=0.0)
     args = ap.parse_args()
     import open_clip
+    from open_clip.transformer import PatchDropout
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}")
-    print("| model | precision | ours samples/s | open_clip samples/s | ours / open_clip |")
-    print("|---|---|---|---|---|")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, patch dropout {args.patch_dropout}")
+    print("| model | precision | variant | ours samples/s | open_clip samples/s | ours / open_clip | first step ours / theirs (s) |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.models:
         cfg = clip_core.get_model_config(name)
         for precision in args.precisions:
-            torch.manual_seed(0)
-            ours = clip_core.create_model(cfg).train()
-            if name in open_clip.list_models():
+            for variant in args.variants:
+                torch.manual_seed(0)
+                ours = clip_core.create_model(cfg).train()
+                if name not in open_clip.list_models():
+                    open_clip.add_model_config(str(clip_core.config.CONFIG_DIR / f"{name}.json"))
                 theirs = open_clip.create_model(name, pretrained=None)
-            else:
-                open_clip.add_model_config(str(clip_core.config.CONFIG_DIR / f"{name}.json"))
-                theirs = open_clip.create_model(name, pretrained=None)
-            theirs.load_state_dict(ours.state_dict())
-            theirs.train()
-            steps = {"ours": _step_fn(ours, precision, args.batch), "theirs": _step_fn(theirs, precision, args.batch)}
-            rates: dict[str, list[float]] = {"ours": [], "theirs": []}
-            for _ in range(args.rounds):
-                for who, fn in steps.items():
-                    rates[who].append(args.batch * args.steps / _time(fn, args.steps))
-            o, t = statistics.median(rates["ours"]), statistics.median(rates["theirs"])
-            print(f"| {name} | {precision} | {o:.1f} | {t:.1f} | {o / t:.2f} |", flush=True)
+                theirs.load_state_dict(ours.state_dict())
+                theirs.train()
+                if args.patch_dropout:
+                    ours.set_patch_dropout(args.patch_dropout)
+                    theirs.visual.patch_dropout = PatchDropout(args.patch_dropout)
+                if variant == "compiled":
+                    torch._dynamo.reset()
+                    ours.compile()  # what train.compile does: in place, plain state-dict keys
+                    theirs = torch.compile(theirs)  # what open_clip_train's --torchcompile does
+                steps = {"ours": _step_fn(ours, precision, args.batch), "theirs": _step_fn(theirs, precision, args.batch)}
+                rates: dict[str, list[float]] = {"ours": [], "theirs": []}
+                first: dict[str, list[float]] = {"ours": [], "theirs": []}
+                for _ in range(args.rounds):
+                    for who, fn in steps.items():
+                        rates[who].append(args.batch * args.steps / _time(fn, args.steps, first[who]))
+                o, t = statistics.median(rates["ours"]), statistics.median(rates["theirs"])
+                print(f"| {name} | {precision} | {variant} | {o:.1f} | {t:.1f} | {o / t:.2f} | "
+                      f"{first['ours'][0]:.0f} / {first['theirs'][0]:.0f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

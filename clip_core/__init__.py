@@ -5,7 +5,7 @@ from .config import CLIPConfig, TextConfig, VisionConfig, get_model_config, list
 from .hub import LoadedModel, load_model
 from .loss import ClipLoss, SigLipLoss
 from .model import CLIP, create_model
-from .model_dir import export_open_clip, import_model
+from .model_dir import export_open_clip, import_model, interpolate_models
 from .tokenizer import Tokenizer
 from .transforms import PreprocessConfig, image_transform
 
@@ -24,6 +24,7 @@ __all__ = [
     "get_model_config",
     "image_transform",
     "import_model",
+    "interpolate_models",
     "infer_config",
     "list_models",
     "load_checkpoint",
