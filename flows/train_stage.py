@@ -147,7 +147,9 @@ def load_model_tokenizer(model_url: str):
     return clip_core.Tokenizer(HFTokenizer.from_str(text), meta["context_length"])
 
 
-def build_fn_config(params: Any, shards: list[str] | list[dict[str, Any]], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
+def build_fn_config(
+    params: Any, shards: list[str] | list[dict[str, Any]], tokenizer: Any, storage: str, **extra: Any
+) -> dict[str, Any]:
     """The plain dict each worker receives (see components.train.loop)."""
     from infra.deepspeed_config import deepspeed_config
 

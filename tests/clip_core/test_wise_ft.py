@@ -13,7 +13,8 @@ def _model_dir(d: Path, seed: int, name: str = "tiny", context_length: int = 32)
     torch.manual_seed(seed)
     d.mkdir(parents=True)
     save_checkpoint(create_model(name), d / "model")
-    Tokenizer.train(["a red circle", "a blue square"] * 4, vocab_size=300, context_length=context_length).save(d / "tokenizer.json")
+    tok = Tokenizer.train(["a red circle", "a blue square"] * 4, vocab_size=300, context_length=context_length)
+    tok.save(d / "tokenizer.json")
     return d
 
 

@@ -57,4 +57,5 @@ def test_compiled_engine_matches_eager_and_saves_plain_keys(strategy: str, tmp_p
     compiled_engine.state_to(tmp_path, rank=0)
     eager, _ = _engine(strategy, False)
     eager.state_from(tmp_path)  # strict: a compiled run's checkpoint resumes without compile, and back
-    assert all(torch.equal(a, b) for a, b in zip(eager.export_state_dict().values(), compiled_engine.export_state_dict().values()))
+    loaded, saved = eager.export_state_dict(), compiled_engine.export_state_dict()
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)

@@ -1,7 +1,6 @@
 import itertools
 
 import pytest
-
 import torch
 from torch.utils.data import DataLoader
 
