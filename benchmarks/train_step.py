@@ -53,6 +53,8 @@ def _time(step, steps: int, first: list[float] | None = None) -> float:
     step()  # warm-up (the compilation, for compiled models)
     if first is not None:
         first.append(time.perf_counter() - t0)
+    for _ in range(2):  # a compiled model's next steps are still slow (backward, optimiser state, autotuning)
+        step()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
