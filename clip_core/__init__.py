@@ -5,7 +5,7 @@ from .config import CLIPConfig, TextConfig, VisionConfig, get_model_config, list
 from .hub import LoadedModel, load_model
 from .loss import ClipLoss, SigLipLoss
 from .model import CLIP, create_model
-from .model_dir import export_open_clip, import_model
+from .model_dir import export_open_clip, import_model, interpolate_models
 from .tokenizer import Tokenizer
 from .transforms import PreprocessConfig, image_transform
 
@@ -25,6 +25,7 @@ __all__ = [
     "image_transform",
     "import_model",
     "infer_config",
+    "interpolate_models",
     "list_models",
     "load_checkpoint",
     "load_model",

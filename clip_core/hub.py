@@ -94,7 +94,10 @@ def _hub_weights(path: Path) -> Path:
 
 
 def _normalise_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """open_clip's CustomTextCLIP keeps the text tower under `text.`; ours (and CLIP's) at the top level."""
+    """open_clip's CustomTextCLIP keeps the text tower under `text.`; ours (and CLIP's) at the top level.
+
+    A state dict saved from a `torch.compile`d wrapper carries `_orig_mod.` in every key: dropped."""
+    sd = {k.replace("_orig_mod.", ""): v for k, v in sd.items()}  # saved from a torch.compile'd model
     if "text.token_embedding.weight" in sd:
         sd = {k.removeprefix("text."): v for k, v in sd.items()}
     for k in ("input_resolution", "context_length", "vocab_size"):  # scalars in OpenAI's JIT-era dicts

@@ -13,7 +13,7 @@ from .config import CLIPConfig, TextConfig, get_model_config
 from .lock import frozen_batch_norms, image_groups, lock_groups, text_groups
 from .resnet import ModifiedResNet
 from .transformer import Transformer
-from .vit import VisionTransformer
+from .vit import PatchDropout, VisionTransformer
 
 MAX_LOGIT_SCALE = math.log(100.0)
 
@@ -92,6 +92,14 @@ class CLIP(nn.Module):
         self.transformer.grad_checkpointing = enable
         if hasattr(self.visual, "transformer"):
             self.visual.transformer.grad_checkpointing = enable
+
+    def set_patch_dropout(self, prob: float) -> None:
+        """FLIP patch dropout for training (ViT towers only; eval mode always sees every patch)."""
+        if not hasattr(self.visual, "patch_dropout"):
+            if prob:
+                raise ValueError("patch dropout needs a ViT image tower; this model's is a ResNet (set it to 0)")
+            return
+        self.visual.patch_dropout = PatchDropout(prob).train(self.visual.training)
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """(B, 3, H, W) -> (B, D)."""

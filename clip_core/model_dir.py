@@ -1,4 +1,4 @@
-"""Write models out: this project's model directory (import) and open_clip's hub layout (export).
+"""Write models out: this project's model directory (import, WiSE-FT interpolation) and open_clip's hub layout (export).
 
 Import turns any input `hub.load_model` reads into one self-describing directory, so later
 stages never re-guess the architecture or re-read a foreign format, and `provenance.json` says
@@ -8,13 +8,16 @@ where the weights came from. Export writes the layout `open_clip.create_model_an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .checkpoint import _atomic, save_checkpoint
 from .hub import LoadedModel, file_sha256, is_clip_bpe, load_model
+from .model import CLIP
 from .open_clip_config import config_to_open_clip
 
 MODEL_DIR_FILES = ("model.safetensors", "model.json", "tokenizer.json", "tokenizer.meta.json", "preprocess.json")
@@ -88,3 +91,58 @@ def export_open_clip(model: str | Path, out_dir: str | Path) -> list[str]:
     if (Path(model) / "provenance.json").exists():
         shutil.copyfile(Path(model) / "provenance.json", out / "provenance.json")
     return warnings
+
+
+def _first_difference(a: Any, b: Any, where: str) -> str | None:
+    """The dotted key of the first difference between two JSON-like values, with both values; None if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            diff = _first_difference(a.get(k), b.get(k), f"{where}.{k}")
+            if diff:
+                return diff
+        return None
+    return None if a == b else f"{where}: {a!r} vs {b!r}"
+
+
+def interpolate_models(a: str | Path, b: str | Path, alpha: float, out_dir: str | Path) -> LoadedModel:
+    """WiSE-FT (Wortsman et al. 2022): the model directory with weights (1 - alpha) * A + alpha * B.
+
+    A is usually the initial (zero-shot) model and B its fine-tuned descendant; alpha 0 gives A and
+    1 gives B exactly. Both must share architecture, tokenizer and preprocessing: the first
+    mismatching key is named. The result carries A's tokenizer and preprocessing and a
+    provenance.json naming both inputs and alpha.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1] (0 = {a}, 1 = {b}), got {alpha}")
+    la, lb = load_model(a), load_model(b)
+    meta = {"tokenizer": {"vocab": la.tokenizer.backend.get_vocab(), "context_length": la.tokenizer.context_length}}
+    meta_b = {"tokenizer": {"vocab": lb.tokenizer.backend.get_vocab(), "context_length": lb.tokenizer.context_length}}
+    checks = [
+        (la.model.cfg.to_dict(), lb.model.cfg.to_dict(), "model"),
+        (meta, meta_b, "model"),
+        (la.preprocess.to_dict(), lb.preprocess.to_dict(), "preprocess"),
+    ]
+    for x, y, where in checks:
+        diff = _first_difference(x, y, where)
+        if diff:
+            if ".vocab." in diff:  # a whole vocabulary is no message: name the first differing token only
+                diff = diff.split(":")[0]
+            raise ValueError(f"cannot interpolate {a} and {b}: they differ at {diff}")
+    sd_a, sd_b = la.model.state_dict(), lb.model.state_dict()
+    mixed = {}
+    for k, va in sd_a.items():
+        vb = sd_b[k]
+        # (1 - alpha) * A + alpha * B: exact at alpha 0 and 1, and 0.5 is the exact mean (halving is exact)
+        mixed[k] = ((1.0 - alpha) * va + alpha * vb).to(va.dtype) if va.is_floating_point() else va.clone()
+    model = CLIP(la.model.cfg)
+    model.load_state_dict(mixed, strict=True)
+    out = save_model_dir(dataclasses.replace(la, model=model.eval()), out_dir)
+    provenance = {
+        "wise_ft": {"a": str(Path(a).resolve()), "b": str(Path(b).resolve()), "alpha": alpha},
+        "a_sha256": la.sha256,
+        "b_sha256": lb.sha256,
+        "format": "wise-ft",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write_json(out / "provenance.json", provenance)
+    return dataclasses.replace(la, model=model.eval(), format="wise-ft", source=out, weights=out / "model.safetensors")

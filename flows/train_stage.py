@@ -27,11 +27,11 @@ def storage_url(params: Any) -> str:
     return absolute(url)
 
 
-def resolve_shards(params: Any) -> list[str]:
-    """train.shards (URL/glob/brace pattern), default OUT/ingest/shards/*.tar, expanded to a list."""
-    from components.train.data import expand_shards
+def resolve_shards(params: Any) -> list[str] | list[dict[str, Any]]:
+    """train.shards, default OUT/ingest/shards/*.tar, expanded: a URL list, or [{"urls", "weight"}] for a mixture."""
+    from components.train.data import resolve_sources
 
-    return expand_shards(params.train.shards or posixpath.join(params.pipeline.out_root, "ingest", "shards", "*.tar"))
+    return resolve_sources(params.train.shards, posixpath.join(params.pipeline.out_root, "ingest", "shards", "*.tar"))
 
 
 def exclude_keys(params: Any) -> list[str]:
@@ -85,7 +85,9 @@ def init_weights(params: Any, storage: str) -> dict[str, Any] | None:
     return resolve_init_model(params.train, storage) if params.train.init_from else None
 
 
-def build_fn_config(params: Any, shards: list[str], tokenizer: Any, storage: str, **extra: Any) -> dict[str, Any]:
+def build_fn_config(
+    params: Any, shards: list[str] | list[dict[str, Any]], tokenizer: Any, storage: str, **extra: Any
+) -> dict[str, Any]:
     """The plain dict each worker receives (see components.train.loop)."""
     from infra.deepspeed_config import deepspeed_config
 
@@ -111,10 +113,13 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
 
     t = params.train
     storage = storage_url(params)
-    shards = resolve_shards(params)
+    from components.train.data import source_urls
+
+    sources = resolve_shards(params)
+    shards = source_urls(sources)  # every shard once, whatever the mixture (captions, fingerprints, run.json)
     init = init_weights(params, storage)
     tokenizer = load_model_tokenizer(init["model"]) if init else build_tokenizer(t.model, t.tokenizer, shards)
-    fn_config = build_fn_config(params, shards, tokenizer, storage, **extra)
+    fn_config = build_fn_config(params, sources, tokenizer, storage, **extra)
     fn_config["exclude_keys"] = exclude = exclude_keys(params)
     if exclude:
         print(f"train: skipping {len(exclude)} samples excluded by the audit's dedup")

@@ -71,6 +71,7 @@ RESUME_SAFE_KEYS = (
     "keep_last",
     "tensorboard",
     "storage_path",
+    "compile",  # compiled and eager steps agree to rounding; a checkpoint of either resumes in the other
 )
 
 

@@ -7,12 +7,29 @@ from typing import Literal
 
 
 @dataclass(frozen=True)
+class ShardSource:
+    """One training source of a weighted mixture: its shards and its share of the samples."""
+
+    url: str  # URL/glob/brace pattern of webdataset shards
+    weight: float  # relative share of the training samples drawn from this source (normalised over sources)
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            raise ValueError("a train.shards source needs a url")
+        if not self.weight > 0:
+            raise ValueError(f"train.shards weight of {self.url!r} must be > 0, got {self.weight}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything the training stage reads. Only params change between a laptop and a GPU cluster."""
 
     model: str = "tiny"  # clip_core config name or JSON path
     tokenizer: str = "train-bpe"  # "train-bpe" (BPE trained on the captions) or path/URL of bpe_simple_vocab_16e6.txt.gz
-    shards: str = ""  # URL/glob/brace pattern of webdataset shards; "" = OUT/ingest/shards/*.tar
+    # URL/glob/brace pattern of webdataset shards ("" = OUT/ingest/shards/*.tar; open_clip's "a::b" joins sources),
+    # or a weighted mixture: a list of {url, weight}, each source drawn with probability weight / sum(weights)
+    shards: str | tuple[ShardSource, ...] = ""
+    resampled: bool = False  # draw shards with replacement from a seeded RNG (open_clip's --dataset-resampled)
     batch_size: int = 64  # per worker, per micro-step
     steps: int = 300  # optimiser steps in total
     lr: float = 1e-3
@@ -28,6 +45,8 @@ class TrainConfig:
     accum_mode: Literal["contrastive", "average"] = "contrastive"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     grad_checkpointing: bool = False
+    patch_dropout: float = 0.0  # FLIP: fraction of image patches dropped in training (ViT only); 0 = off
+    compile: bool = False  # torch.compile the model's training forward (both engines); checkpoints keep plain keys
     loss: Literal["clip", "siglip"] = "clip"
     local_loss: bool = False
     gather_with_grad: bool = False
@@ -61,6 +80,13 @@ class TrainConfig:
     lock_text_unlocked_layers: int = 0  # the last N layer groups of the text tower stay trainable
 
     def __post_init__(self) -> None:
+        if not isinstance(self.shards, str):  # from params.yaml: ShardSources; from a worker's dict: plain dicts
+            sources = tuple(s if isinstance(s, ShardSource) else ShardSource(**s) for s in self.shards)
+            if not sources:
+                raise ValueError('train.shards is an empty list; give a URL pattern, "" or a list of {url, weight}')
+            object.__setattr__(self, "shards", sources)
+        if not 0.0 <= self.patch_dropout < 1.0:
+            raise ValueError(f"patch_dropout must be in [0, 1), got {self.patch_dropout}")
         positive = ("batch_size", "steps", "accum_steps", "workers", "cpus_per_worker", "log_every", "ckpt_every")
         for name in positive:
             if getattr(self, name) < 1:

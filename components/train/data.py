@@ -7,15 +7,22 @@ the data re-permutes the shard list with a seed shared by all ranks and hands sh
 slot i mod (world * workers). With fewer shards than slots, every slot reads all shards and keeps
 sample j when j mod slots == its slot. The loop starts a new virtual epoch at every checkpoint,
 so a run resumed from step k reads exactly the batches an uninterrupted run reads after k.
+
+Several sources (`train.shards` as a list of {url, weight}) each get such a stream, and a seeded
+RNG of the same (seed, e, rank, worker) picks the source of every sample with probability
+weight / sum(weights). `resampled` (open_clip's `--dataset-resampled`, the usual mode at scale)
+replaces each source's permutation passes by shards drawn with replacement from a seeded RNG:
+slots then read overlapping data, but a virtual epoch still replays exactly, so resume stays exact.
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import random
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
@@ -49,21 +56,57 @@ def expand_shards(spec: str) -> list[str]:
     return sorted(set(urls))
 
 
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from integers, stable across processes (unlike `hash`)."""
+def derive_seed(*parts: int | str) -> int:
+    """A 63-bit seed from integers and tags, stable across processes (unlike `hash`)."""
     return random.Random(" ".join(str(p) for p in parts)).getrandbits(63)
+
+
+def resolve_sources(shards: str | Sequence[Any], default: str) -> list[str] | list[dict[str, Any]]:
+    """`train.shards` -> what a worker streams: a flat URL list (one source) or [{"urls", "weight"}, ...].
+
+    A string is one source; open_clip's "a::b" joins the shard lists of a and b (each shard drawn
+    alike, as open_clip without upsampling factors). A list of {url, weight} is a weighted mixture.
+    """
+    if isinstance(shards, str):
+        return sorted({u for part in (shards or default).split("::") for u in expand_shards(part)})
+    sources = [(s["url"], s["weight"]) if isinstance(s, dict) else (s.url, s.weight) for s in shards]
+    return [{"urls": expand_shards(url), "weight": float(weight)} for url, weight in sources]
+
+
+def source_urls(sources: list[str] | list[dict[str, Any]]) -> list[str]:
+    """Every shard URL of `resolve_sources`' result, in order (for tokenizer training, fingerprints, run.json)."""
+    return [u for s in sources for u in ([s] if isinstance(s, str) else s["urls"])]
+
+
+@dataclass
+class Source:
+    """One source of the stream: its shard URLs and its relative weight."""
+
+    urls: list[str]
+    weight: float = 1.0
 
 
 @dataclass
 class StreamSpec:
-    """What decides a stream: the shards, the slot it reads and the virtual epoch."""
+    """What decides a stream: the shards, the slot it reads and the virtual epoch.
 
-    urls: list[str]
+    `urls` is a list of shard URLs (one source) or a list of {"urls", "weight"} (a weighted mixture).
+    """
+
+    urls: list[str] | list[dict[str, Any]]
     seed: int
     epoch: int
     rank: int
     world: int
     exclude: frozenset[str] = frozenset()  # sample keys to skip (the audit's dedup: OUT/audit/exclude_keys.txt)
+    resampled: bool = False  # shards drawn with replacement instead of permutation passes
+    sources: list[Source] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.urls and all(isinstance(u, str) for u in self.urls):
+            self.sources = [Source(list(self.urls))]
+        else:
+            self.sources = [Source(list(s["urls"]), float(s["weight"])) for s in self.urls]
 
 
 class ShardStream(IterableDataset):
@@ -85,11 +128,30 @@ class ShardStream(IterableDataset):
         # augmentations (RandomResizedCrop) draw from the global RNGs: seed them per stream
         torch.manual_seed(own_seed)
         random.seed(own_seed)
-        split_shards = len(s.urls) >= slots
-        pass_no = 0
-        while True:
-            order = list(s.urls)
-            random.Random(derive_seed(s.seed, s.epoch, pass_no)).shuffle(order)  # same on every rank
+        streams = [self._source(i, src.urls, slot, slots, own_seed) for i, src in enumerate(s.sources)]
+        if len(streams) == 1:
+            yield from streams[0]
+            return
+        pick = random.Random(derive_seed(own_seed, "mix"))
+        cum = list(itertools.accumulate(src.weight for src in s.sources))
+        which = range(len(streams))
+        while True:  # one seeded draw per sample: the mixture replays exactly within a virtual epoch
+            yield next(streams[pick.choices(which, cum_weights=cum)[0]])
+
+    def _source(self, i: int, urls: list[str], slot: int, slots: int, own_seed: int) -> Iterator[dict[str, Any]]:
+        """One source's endless stream for this slot (source 0 keeps the single-source seeds)."""
+        s = self.spec
+        tag = () if i == 0 else ("source", i)
+        if s.resampled:  # open_clip's ResampledShards: each slot draws shards with replacement, seeded
+            draw = random.Random(derive_seed(own_seed, "resample", *tag))
+            shards = (draw.choice(urls) for _ in itertools.count())
+            rng = random.Random(derive_seed(own_seed, "shuffle", *tag))
+            yield from wds.filters._shuffle(_read_tars(shards), bufsize=self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)
+            return
+        split_shards = len(urls) >= slots
+        for pass_no in itertools.count():
+            order = list(urls)
+            random.Random(derive_seed(s.seed, s.epoch, pass_no, *tag)).shuffle(order)  # same on every rank
             mine = order[slot::slots] if split_shards else order
             samples = _read_tars(mine)
             if not split_shards:
@@ -98,12 +160,11 @@ class ShardStream(IterableDataset):
                 samples,
                 bufsize=self.shuffle_buffer,
                 initial=self.shuffle_buffer,
-                rng=random.Random(derive_seed(own_seed, pass_no)),
+                rng=random.Random(derive_seed(own_seed, pass_no, *tag)),
             )
-            pass_no += 1
 
 
-def _read_tars(urls: list[str]) -> Iterator[dict[str, Any]]:
+def _read_tars(urls: Iterable[str]) -> Iterator[dict[str, Any]]:
     """The shards' samples, grouped by key (the project's one shard reader)."""
     yield from iter_shard_samples(urls)
 

@@ -68,7 +68,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     exclude = frozenset(config.get("exclude_keys") or ())
     while step < cfg.steps:
         epoch = step // cfg.ckpt_every  # a virtual epoch ends at each checkpoint: the resume points
-        spec = StreamSpec(list(config["shards"]), cfg.seed, epoch, rank, world, exclude)
+        spec = StreamSpec(list(config["shards"]), cfg.seed, epoch, rank, world, exclude, cfg.resampled)
         batches = build_loader(spec, train_tf, tokenizer, cfg.batch_size, cfg.num_data_workers, cfg.shuffle_buffer)
         epoch_end = min((epoch + 1) * cfg.ckpt_every, cfg.steps)
         while step < epoch_end:

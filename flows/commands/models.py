@@ -1,4 +1,5 @@
-"""Subcommand `models`: list the shipped architectures, import any model into a model directory, export to open_clip.
+"""Subcommand `models`: list the shipped architectures, import any model into a model directory, export to open_clip,
+interpolate two model directories (WiSE-FT).
 
 `import` is how a model from elsewhere joins the pipeline (one self-describing directory, with
 provenance); `export` is how a model trained here leaves it (open_clip's hub layout).
@@ -10,10 +11,12 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `models [list|import|export]`."""
-    p = sub.add_parser("models", help="list architectures; import a model (open_clip, OpenAI, hub dir); export to open_clip")
+    """Add `models [list|import|export|interpolate]`."""
+    p = sub.add_parser(
+        "models", help="list architectures; import a model (open_clip, OpenAI, hub dir); export to open_clip; WiSE-FT"
+    )
     p.set_defaults(func=_list)
-    steps = p.add_subparsers(dest="models_command", metavar="{list,import,export}")
+    steps = p.add_subparsers(dest="models_command", metavar="{list,import,export,interpolate}")
     steps.add_parser("list", help="the shipped model architectures (the default)").set_defaults(func=_list)
     imp = steps.add_parser(
         "import",
@@ -31,6 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--format", choices=["open_clip"], default="open_clip", help="output layout (default: open_clip)")
     exp.add_argument("--out", required=True, help="directory to write")
     exp.set_defaults(func=_export)
+    mix = steps.add_parser(
+        "interpolate",
+        help="WiSE-FT: the model directory with weights (1 - alpha) * A + alpha * B",
+        description="Weight-space ensembling (WiSE-FT): A is typically the initial model, B the model fine-tuned from "
+        "it. Architecture, tokenizer and preprocessing must match; the first mismatching key is named.",
+    )
+    mix.add_argument("a", help="model directory (or any input `import` reads): alpha 0")
+    mix.add_argument("b", help="model directory: alpha 1")
+    mix.add_argument("--alpha", type=float, default=0.5, help="weight of B in [0, 1] (default 0.5)")
+    mix.add_argument("--out", required=True, help="model directory to write")
+    mix.set_defaults(func=_interpolate)
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -79,4 +93,12 @@ def _export(args: argparse.Namespace) -> int:
     for warning in export_open_clip(args.model, args.out):
         print(f"warning: {warning}")
     print(f"open_clip layout in {args.out}: open_clip.create_model_and_transforms('local-dir:{args.out}')")
+    return 0
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    from clip_core import interpolate_models
+
+    interpolate_models(args.a, args.b, args.alpha, args.out)
+    print(f"model directory: {args.out} = {1 - args.alpha:g} * {args.a} + {args.alpha:g} * {args.b} (provenance.json)")
     return 0

@@ -22,16 +22,24 @@ def _losses(storage: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rows}
 
 
-@pytest.mark.parametrize(("strategy", "accum"), [("ddp", 1), ("deepspeed", 2)])
-def test_resumed_run_matches_uninterrupted_run(fn_config, tmp_path: Path, strategy: str, accum: int, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("strategy", "accum", "data"), [("ddp", 1, "plain"), ("deepspeed", 2, "plain"), ("ddp", 1, "mixture")]
+)  # the data stream does not depend on the engine: the mixture runs on one
+def test_resumed_run_matches_uninterrupted_run(fn_config, shape_shards, tmp_path: Path, strategy: str, accum: int,
+                                               data: str, monkeypatch) -> None:  # fmt: skip
+    """plain: permutation passes over one source; mixture: two weighted sources, shards resampled with replacement."""
     monkeypatch.setenv("CLIP_TRAIN_NO_PROGRESS", "1")
+    mixture = data == "mixture"
+    steps = 12 if mixture else 40  # the mixture runs shorter: it re-checks the resume point, not the convergence
+    extra = {"shards": [{"urls": shape_shards[:1], "weight": 3.0}, {"urls": shape_shards[1:], "weight": 1.0}]} if mixture else {}
     cfg = TrainConfig(
         workers=1,
-        steps=40,
+        steps=steps,
+        resampled=mixture,
         batch_size=16 // accum,
         accum_steps=accum,
         warmup=4,
-        ckpt_every=20,
+        ckpt_every=steps // 2,
         log_every=1,
         keep_last=5,
         strategy=strategy,
@@ -41,14 +49,16 @@ def test_resumed_run_matches_uninterrupted_run(fn_config, tmp_path: Path, strate
         seed=3,
     )
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    train_loop_per_worker(fn_config(cfg, str(full)))
-    # the "crash": only the step-20 checkpoint survived; the restarted run must continue from it
-    shutil.copytree(full / "checkpoints" / "step-00000020", resumed / "checkpoints" / "step-00000020")
-    train_loop_per_worker(fn_config(cfg, str(resumed)))
+    train_loop_per_worker(fn_config(cfg, str(full), **extra))
+    # the "crash": only the mid-run checkpoint survived; the restarted run must continue from it
+    half = f"step-{steps // 2:08d}"
+    shutil.copytree(full / "checkpoints" / half, resumed / "checkpoints" / half)
+    train_loop_per_worker(fn_config(cfg, str(resumed), **extra))
     a, b = _losses(full), _losses(resumed)
-    assert sorted(b) == list(range(21, 41))
-    assert [b[s] for s in range(21, 41)] == pytest.approx([a[s] for s in range(21, 41)], rel=1e-5, abs=1e-6)
-    assert a[40] < a[1]
+    after = range(steps // 2 + 1, steps + 1)
+    assert sorted(b) == list(after)
+    assert [b[s] for s in after] == pytest.approx([a[s] for s in after], rel=1e-5, abs=1e-6)
+    assert a[steps] < a[1]
     ma = clip_core.load_checkpoint(full / "model" / "model.safetensors").state_dict()
     mb = clip_core.load_checkpoint(resumed / "model" / "model.safetensors").state_dict()
     assert all((ma[k] - mb[k]).abs().max() < 1e-5 for k in ma)
