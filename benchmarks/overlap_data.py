@@ -7,8 +7,9 @@ Sources (images no one here made):
   series (names differing only in digits, > 100 files: 1,375 `star_<N>pt<M>step`) are kept as one item.
 - `emoji`: Noto Color Emoji glyphs (fonts-noto-color-emoji), single code points rendered with PIL at size 109
   and composited like the drawings; skin-tone swatches, regional indicators and joiners are left out.
-- `tiles`: scikit-image's bundled photos (and scikit-learn's two, matplotlib's grace_hopper) cut into non-overlapping 32 px tiles; flat tiles
-  (grey std, or grey std of the 8x8 reduction, < 8: see load_tiles) are dropped. `motorcycle_right` is left out: it is the stereo partner of `motorcycle_left`.
+- `tiles`: scikit-image's bundled photos (and scikit-learn's two, matplotlib's grace_hopper) cut into
+  non-overlapping 32 px tiles; featureless tiles (grey std, or grey std of the 8x8 reduction, < 8: see load_tiles)
+  are dropped. `motorcycle_right` is left out: it is the stereo partner of `motorcycle_left`.
 Exact pixel duplicates within a source are dropped (the first copy stays).
 """
 
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 CANVAS, FIT, TILE = 96, 84, 32
+BICUBIC = Image.Resampling.BICUBIC
 CLIPART_DIR = "/usr/share/openclipart/png"
 EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 BACKGROUNDS = [(255, 255, 255), (242, 242, 242), (250, 244, 228), (226, 236, 250), (230, 245, 230), (250, 230, 236),
@@ -129,8 +131,9 @@ def photo_files() -> list[Path]:
     return [f for f in files if f.suffix in (".png", ".jpg") and f.stem not in SKIP_PHOTOS]
 
 
-def _skimage_from_wheel(cache: Path = Path.home() / ".cache" / "clip-pipeline" / "skimage-data") -> Path:
+def _skimage_from_wheel(cache: Path | None = None) -> Path:
     """scikit-image is not a project dependency: fetch its wheel with pip (no install) and unpack the data folder."""
+    cache = cache or Path.home() / ".cache" / "clip-pipeline" / "skimage-data"
     if not any(cache.glob("*.png")):
         import subprocess
         import sys
@@ -271,7 +274,7 @@ def _overlay(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 FAMILIES: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     "brightness_contrast": lambda im, r: ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(1.15)).enhance(0.9),
-    "upscale1.4_jpeg70": lambda im, r: _jpeg(im.resize((round(im.width * 1.4), round(im.height * 1.4)), Image.Resampling.BICUBIC), 70),
+    "upscale1.4_jpeg70": lambda im, r: _jpeg(im.resize((round(im.width * 1.4), round(im.height * 1.4)), BICUBIC), 70),
     "corner_crop_1/7": _corner_crop,
     "shift2px_pad": _shift_pad,
     "jpeg_q30-90": lambda im, r: _jpeg(im, int(r.integers(30, 91))),
@@ -296,7 +299,7 @@ def plant(
     `dup_per_cell` training images whose transformed copy is also in the training set (what dedup should remove).
     Clean eval images (`clean_per_source` per source) are distinct items of the same kind and background; tiles
     are cut from the same photos as training tiles, so their neighbours in the photo are hard negatives.
-    Training images are drawn from the sources in proportion to their size.
+    Training images are drawn from the sources in proportion to what each has left after the planted and clean items.
     """
     rng = np.random.default_rng(seed)
     fams = list(FAMILIES)
@@ -307,7 +310,8 @@ def plant(
     need = n_plain + n_cells * (per_cell + dup_per_cell) + len(pools) * clean_per_source
     if n_plain < 0 or need > total:
         raise ValueError(f"{n_train} training images need {need} distinct items, the sources hold {total}")
-    share = {s: round(n_plain * len(p) / total) for s, p in pools.items()}
+    left = {s: len(p) - len(fams) * (per_cell + dup_per_cell) - clean_per_source for s, p in pools.items()}
+    share = {s: round(n_plain * v / sum(left.values())) for s, v in left.items()}
     share[max(share, key=share.get)] += n_plain - sum(share.values())
     train: list[tuple[str, Image.Image, str]] = []  # (key, image, source)
     ev: list[tuple[str, Image.Image, str]] = []

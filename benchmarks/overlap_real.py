@@ -84,7 +84,9 @@ def run_size(sources: dict, n: int, cfg: AuditConfig, holdout: str | None, seed:
         sub = {i: r.matches[i] for i in keep if i in r.matches}
         row[f"overlap_{holdout}_only"] = score_overlap(sub, ev, {i: t for i, t in p["truth_eval"].items() if i in keep})
         rest = {i: v for i, v in r.matches.items() if ev[i][2] != holdout}
-        row[f"overlap_without_{holdout}"] = score_overlap(rest, ev, {i: t for i, t in p["truth_eval"].items() if ev[i][2] != holdout})
+        row[f"overlap_without_{holdout}"] = score_overlap(
+            rest, ev, {i: t for i, t in p["truth_eval"].items() if ev[i][2] != holdout}
+        )
     if not run_dedup:
         return row
     meta = pd.DataFrame({"key": keys, "caption": [f"c{i}" for i in range(len(keys))],

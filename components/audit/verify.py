@@ -94,11 +94,18 @@ class AlignedVerifier:
     `batch` pairs are scored at once (the (P, H, 3, T, T) stack of resampled B is a few MB).
     """
 
-    def __init__(self, size: int = THUMB, max_cut: float = MAX_CUT, blur: float = BLUR, overlay: tuple[float, float] = OVERLAY_BOX, batch: int = 32):
+    def __init__(
+        self,
+        size: int = THUMB,
+        max_cut: float = MAX_CUT,
+        blur: float = BLUR,
+        overlay: tuple[float, float] = OVERLAY_BOX,
+        batch: int = 32,
+    ):
         if size % 2:
             raise ValueError(f"size={size}: must be even (the coarse pass works at size / 2)")
         self.size, self.max_cut, self.blur, self.overlay, self.batch = size, max_cut, blur, tuple(overlay), batch
-        self.coarse_cut = int(round(size // 2 * max_cut))
+        self.coarse_cut = round(size // 2 * max_cut)
         self.fine_cut = 2 * self.coarse_cut + 1
 
     def _prep(self, x: np.ndarray) -> torch.Tensor:
@@ -202,7 +209,10 @@ class AlignedVerifier:
                 (tb - tb.mean(1, keepdim=True)).abs().mean((1, 2, 3)) <= GREY_SPREAD
             )
             if grey.any():  # a grey image carries no colour evidence: compare both in grey
-                ta, tb = torch.where(grey[:, None, None, None], _grey(ta), ta), torch.where(grey[:, None, None, None], _grey(tb), tb)
+                ta, tb = (
+                    torch.where(grey[:, None, None, None], _grey(ta), ta),
+                    torch.where(grey[:, None, None, None], _grey(tb), tb),
+                )
             r = self._one_way(ta, tb, limit)
             if both_ways:
                 r = torch.minimum(r, self._one_way(tb, ta, limit))
