@@ -39,10 +39,10 @@ class AuditConfig:
     dedup_policy: Literal["drop", "keep_one", "report"] = "report"
     hamming_threshold: int = 4
     use_embeddings: bool = True
-    embedding_threshold: float = 0.7
-    knn: int = 24
+    embedding_threshold: float = 0.8
+    knn: int = 10
     verify: bool = True
-    verify_threshold: float = 0.15
+    verify_threshold: float = 0.125
     overlap_thresholds: Mapping[str, float] = field(default_factory=dict)
     alpha: float = 0.05
     confidence: float = 0.995

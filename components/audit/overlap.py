@@ -116,9 +116,8 @@ def overlap_candidates(
     res = np.full(len(pairs), np.nan, np.float32)
     if train_thumbs is not None and len(pairs):
         ev_thumbs = np.stack([thumbnail(img) for img in ev.images])
-        res = AlignedVerifier().residual(
-            ev_thumbs[pairs[:, 0]], train_thumbs[pairs[:, 1]], both_ways=True, threshold=verify_threshold
-        )  # both ways: either image may be the crop of the other
+        res = AlignedVerifier().residual(ev_thumbs[pairs[:, 0]], train_thumbs[pairs[:, 1]], threshold=verify_threshold)
+        # (one way: the eval image is the copy; branch overlap-verifier-wip checks both ways, see BENCHMARKS.md)
     return pd.DataFrame(
         {"row": pairs[:, 0], "train": pairs[:, 1], "hamming": hamming(q[pairs[:, 0]], train_bits[pairs[:, 1]]), "residual": res}
     )
