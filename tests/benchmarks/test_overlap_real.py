@@ -20,7 +20,7 @@ from components.audit.overlap import EvalImages, audit_dataset
 from components.audit.shards import image_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from overlap_data import REPORTED_ONLY, load_tiles, plant, score_dedup, score_overlap
+from overlap_data import load_tiles, plant, score_dedup, score_overlap
 
 pytestmark = pytest.mark.smoke
 MUST_FIND = ("brightness_contrast", "upscale1.4_jpeg70", "jpeg_q30-90", "rescale_0.5-2x")
