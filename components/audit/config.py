@@ -17,10 +17,11 @@ class AuditConfig:
         hamming_threshold: a pair is a candidate when the Hamming distance of the 64-bit perceptual
             hashes is <= this.
         use_embeddings: also take as candidates the pairs whose image descriptors (blurred 8x8 colour
-            thumbnails, FAISS k-NN) have cosine >= `embedding_threshold`; catches crops that move the
+            thumbnails, FAISS) have cosine >= `embedding_threshold`; catches crops that move the
             pHash by 6-18 bits. Costs decoding the training images once.
-        embedding_threshold: cosine threshold of the descriptor match.
-        knn: neighbours searched per image in the descriptor index.
+        embedding_threshold: cosine threshold of the descriptor match (a range search).
+        knn: cap on the descriptor neighbours in range kept per image; the images that reach it are counted
+            (`capped_images` in dedup.json and overlap.json): raise it when that count is not 0.
         verify: confirm each candidate pair with the aligned pixel comparison (`verify.AlignedVerifier`);
             false counts every candidate as a duplicate (the searches alone: fast, many look-alikes).
         verify_threshold: a verified pair is a duplicate when its aligned residual is <= this.

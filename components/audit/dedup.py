@@ -56,14 +56,18 @@ def normalise_caption(text: str) -> str:
 
 
 def find_near_pairs(
-    bits: np.ndarray, radius: int, vecs: np.ndarray | None = None, min_cos: float = 0.8, k: int = 10
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, hamming) with i < j: pHash within `radius`, or (with `vecs`) descriptor cosine >= `min_cos` among k-NN."""
+    bits: np.ndarray, radius: int, vecs: np.ndarray | None = None, min_cos: float = 0.8, k: int = 10,
+    counts: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(i, j, hamming) with i < j: pHash within `radius`, or (with `vecs`) descriptor cosine >= `min_cos`, at most k per image.
+
+    `counts` gets "capped": images whose descriptor neighbours in range reached the cap k (see vector_pairs).
+    """
     qi, ids, _ = range_pairs(build_index(bits, radius), bits, radius)
     keep = qi < ids
     qi, ids = qi[keep], ids[keep]
     if vecs is not None:
-        vi, vj, _ = vector_pairs(build_vector_index(vecs), vecs, k + 1, min_cos, self_join=True)  # vi < vj
+        vi, vj, _ = vector_pairs(build_vector_index(vecs), vecs, k + 1, min_cos, self_join=True, counts=counts)  # vi < vj
         qi, ids = np.concatenate([qi, vi]), np.concatenate([ids, vj])
     i, j = unique_pairs(qi, ids, len(bits))
     return i, j, hamming(bits[i], bits[j])
@@ -92,7 +96,8 @@ def dedup(
     vecs = descriptors if cfg.use_embeddings else None
     if cfg.use_embeddings and descriptors is None:
         raise ValueError("audit.use_embeddings is true but no image descriptors were passed")
-    ni, nj, nd = find_near_pairs(bits, cfg.hamming_threshold, vecs, cfg.embedding_threshold, cfg.knn)
+    counts: dict = {}
+    ni, nj, nd = find_near_pairs(bits, cfg.hamming_threshold, vecs, cfg.embedding_threshold, cfg.knn, counts)
     exact_set = set(zip(ex_i.tolist(), ex_j.tolist()))
     near_mask = np.array([(a, b) not in exact_set for a, b in zip(ni.tolist(), nj.tolist())], dtype=bool)
     ni, nj, nd = ni[near_mask], nj[near_mask], nd[near_mask]
@@ -138,7 +143,7 @@ def dedup(
         pairs=pairs,
         cluster_table=table,
         seconds=time.perf_counter() - t0,
-        summary={"near_candidates": n_candidates},
+        summary={"near_candidates": n_candidates, "capped_images": counts.get("capped", 0)},
     )
 
 
@@ -153,6 +158,7 @@ def save_dedup(r: DedupResult, out_dir: str | Path, cfg: AuditConfig) -> dict:
         "verify": cfg.verify,
         "verify_threshold": cfg.verify_threshold,
         "near_candidates": r.summary.get("near_candidates"),
+        "capped_images": r.summary.get("capped_images"),  # images with audit.knn neighbours in range: raise knn if > 0
         "exact_pairs": r.n_exact_pairs,
         "near_pairs": r.n_near_pairs,
         "clusters": r.n_clusters,

@@ -255,18 +255,26 @@ def build_vector_index(vecs: np.ndarray, per_list: int = 128, nprobe: int = 8, d
 
 
 def vector_pairs(
-    index: VectorIndex, queries: np.ndarray, k: int, min_cos: float, self_join: bool = False
+    index: VectorIndex, queries: np.ndarray, k: int, min_cos: float, self_join: bool = False, counts: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query i, indexed j, cosine) for the k nearest neighbours of each unit-vector query with cosine >= min_cos.
+    """(query i, indexed j, cosine): every neighbour of each unit-vector query with cosine >= min_cos, at most k.
 
+    A range search with a cap: the k nearest are searched and those below the threshold dropped. `counts`, if
+    given, gets "capped": the number of queries whose k-th neighbour still passed the threshold (the cap bound;
+    they may have more neighbours in range than were kept, so raise `k` when it is not 0).
     `self_join`: the queries are the indexed vectors themselves, in order; each pair comes once, as i < j,
     whichever end found the other.
     """
     if len(queries) == 0 or index.ntotal == 0:
+        if counts is not None:
+            counts["capped"] = 0
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     dist, ids = index.index.search(queries, min(k, index.ntotal))  # squared L2: 2 - 2 cos for unit vectors
-    qi, col = np.nonzero((ids >= 0) & (dist <= 2.0 - 2.0 * min_cos + 1e-4))
+    within = (ids >= 0) & (dist <= 2.0 - 2.0 * min_cos + 1e-4)
+    if counts is not None:
+        counts["capped"] = int(within[:, -1].sum()) if k < index.ntotal else 0
+    qi, col = np.nonzero(within)
     ids = ids[qi, col]
     if self_join:  # k-NN is not symmetric: keep a pair found from either end, once, without self-pairs
         qi, ids = unique_pairs(np.minimum(qi, ids), np.maximum(qi, ids), index.ntotal)

@@ -9,7 +9,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import fsspec
@@ -63,6 +63,7 @@ class DatasetOverlap:
     overlap_rows: list[int]
     matches: dict[int, list[str]]  # eval row -> matching train keys
     closest: list[tuple[int, str, float, bool]]  # (eval row, train key, score, counted) for the review page
+    diagnostics: dict = field(default_factory=dict)  # candidates, capped (eval images at the audit.knn cap)
 
 
 def eval_images(ds: EvalDataset, predictions_csv: str | None = None) -> EvalImages:
@@ -113,24 +114,28 @@ def overlap_candidates(
     k: int = 10,
     train_thumbs: np.ndarray | None = None,
     verify_threshold: float | None = None,
+    counts: dict | None = None,
 ) -> pd.DataFrame:
     """Candidate (eval row, train index) pairs: pHash within the threshold, or descriptor cosine >= `min_cos` among k-NN.
 
     Columns row, train, hamming, residual (aligned pixel check of the pair; NaN without `train_thumbs`; with
     `verify_threshold`, pairs far above it keep their half-resolution score, see AlignedVerifier.residual).
+    `counts` gets "candidates" and "capped" (eval images whose descriptor neighbours in range reached the cap k).
     """
     q = hashes_to_bits(image_phash(img) for img in ev.images)
     qi, tj, _ = range_pairs(build_index(train_bits, hamming_threshold), q, hamming_threshold)
     if train_vecs is not None:
         ev_vecs = np.stack([descriptor(img) for img in ev.images]) if ev.images else np.zeros((0, train_vecs.shape[1]))
-        vi, vj, _ = vector_pairs(build_vector_index(train_vecs), ev_vecs, k, min_cos)
+        vi, vj, _ = vector_pairs(build_vector_index(train_vecs), ev_vecs, k, min_cos, counts=counts)
         qi, tj = np.concatenate([qi, vi]), np.concatenate([tj, vj])
     pairs = np.stack(unique_pairs(qi, tj, len(train_bits)), axis=1)  # (P, 2) sorted distinct (row, train)
+    if counts is not None:
+        counts["candidates"] = len(pairs)
     res = np.full(len(pairs), np.nan, np.float32)
     if train_thumbs is not None and len(pairs):
         ev_thumbs = np.stack([thumbnail(img) for img in ev.images])
         res = AlignedVerifier().residual(ev_thumbs[pairs[:, 0]], train_thumbs[pairs[:, 1]], threshold=verify_threshold)
-        # (one way: the eval image is the copy)
+        # (one way: the eval image is the copy; branch overlap-verifier-wip checks both ways, see BENCHMARKS.md)
     return pd.DataFrame(
         {"row": pairs[:, 0], "train": pairs[:, 1], "hamming": hamming(q[pairs[:, 0]], train_bits[pairs[:, 1]]), "residual": res}
     )
@@ -192,7 +197,8 @@ def audit_dataset(
         raise ValueError("audit.verify is true but no training thumbnails were passed")
     radius = cfg.hamming_threshold if cfg.verify else int(t)
     thumbs, vt = (train_thumbs, t) if cfg.verify else (None, None)
-    c = overlap_candidates(train_bits, ev, radius, vecs, cfg.embedding_threshold, cfg.knn, thumbs, vt)
+    counts: dict = {}
+    c = overlap_candidates(train_bits, ev, radius, vecs, cfg.embedding_threshold, cfg.knn, thumbs, vt, counts)
     closest: list[tuple[int, str, float, bool]] = []
     if cfg.verify:
         closest = _review_pairs(c, train_keys, t, cfg.html_pairs)
@@ -206,7 +212,7 @@ def audit_dataset(
         st = SplitStats(st.n_all, st.n_clean, st.n_overlap, 0, 0, None, None, None, None, None, None, None)
     shifted = None if st.all_minus_clean is None else abs(st.all_minus_clean) > cfg.shift_threshold
     rate = flags.mean() if len(flags) else 0.0
-    return DatasetOverlap(ev.name, t, rate, st, None, shifted, sorted(found), found, closest)
+    return DatasetOverlap(ev.name, t, rate, st, None, shifted, sorted(found), found, closest, counts)
 
 
 def overlap_audit(
@@ -245,7 +251,8 @@ def overlap_audit(
 def row_dict(r: DatasetOverlap) -> dict:
     """One dataset's flat record for overlap.json."""
     return {"dataset": r.dataset, "threshold": r.threshold, "overlap_rate": r.overlap_rate, **asdict(r.stats),
-            "significant": r.significant, "shifted": r.shifted}  # fmt: skip
+            "significant": r.significant, "shifted": r.shifted, "candidates": r.diagnostics.get("candidates"),
+            "capped_images": r.diagnostics.get("capped")}  # fmt: skip
 
 
 def gate(rows: Sequence[DatasetOverlap], cfg: AuditConfig, duplicate_rate: float | None = None) -> tuple[bool, str]:

@@ -31,6 +31,11 @@ def load_shard_images(shards_dir: str, meta: pd.DataFrame, keys: Sequence[str]) 
     return dict(_shard_images(shards_dir, meta, set(map(str, keys))))
 
 
+def image_features(img: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """(descriptor (D,) float32, thumbnail (T, T, 3) uint8) of one image: what dedup and the overlap audit compare."""
+    return descriptor(img), thumbnail(img)
+
+
 def shard_features(shards_dir: str, meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Decode every training image once: (descriptors (N, D) float32, thumbnails (N, T, T, 3) uint8), `meta` order.
 
@@ -43,7 +48,7 @@ def shard_features(shards_dir: str, meta: pd.DataFrame) -> tuple[np.ndarray, np.
     thumbs = np.zeros((len(keys), THUMB, THUMB, 3), np.uint8)
     seen = np.zeros(len(keys), bool)
     for key, img in _shard_images(shards_dir, meta, set(keys)):
-        vecs[pos[key]], thumbs[pos[key]], seen[pos[key]] = descriptor(img), thumbnail(img), True
+        (vecs[pos[key]], thumbs[pos[key]]), seen[pos[key]] = image_features(img), True
     if not seen.all():
         missing = [keys[i] for i in np.flatnonzero(~seen)[:5]]
         raise ValueError(f"{shards_dir}: {int((~seen).sum())} images of metadata.parquet not in their shards "

@@ -1,0 +1,60 @@
+"""A small version of benchmarks/overlap_real.py on real photos shipped in the venv: planted copies must be found.
+
+Tiles of scikit-learn's two bundled photos and matplotlib's grace_hopper.jpg (no apt package, no download), every
+copy family of the benchmark planted, run through `overlap.audit_dataset` and `dedup.dedup` with the default
+config. The bars are today's level (far below issue #17's); they fail when a family stops being found.
+"""
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.audit.config import AuditConfig
+from components.audit.dedup import dedup
+from components.audit.hashing import hashes_to_bits, image_phash
+from components.audit.overlap import EvalImages, audit_dataset
+from components.audit.shards import image_features
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from overlap_data import load_tiles, plant, score_dedup, score_overlap
+
+pytestmark = pytest.mark.smoke
+MUST_FIND = ("brightness_contrast", "upscale1.4_jpeg70", "jpeg_q30-90", "rescale_0.5-2x")
+
+
+def _photos() -> list[Path]:
+    import matplotlib
+    import sklearn.datasets
+
+    files = sorted((Path(sklearn.datasets.__file__).parent / "images").glob("*.jpg"))
+    return [*files, Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"]
+
+
+def test_planted_copies_in_real_photo_tiles() -> None:
+    tiles = load_tiles(_photos())
+    assert len(tiles) > 420, len(tiles)
+    p = plant({"tiles": tiles}, n_train=360, per_cell=3, clean_per_source=60, dup_per_cell=1, seed=0)
+    train, ev = p["train"], p["eval"]
+    keys = [k for k, _, _ in train]
+    hexes = [image_phash(im) for _, im, _ in train]
+    feats = [image_features(im) for _, im, _ in train]
+    vecs, thumbs = np.stack([f[0] for f in feats]), np.stack([f[1] for f in feats])
+    cfg = AuditConfig()
+    r = audit_dataset(keys, hashes_to_bits(hexes), EvalImages("tiles", [im for _, im, _ in ev], [], None), cfg, vecs, thumbs)
+    s = score_overlap(r.matches, ev, p["truth_eval"])
+    # Today's level of the default detector (BENCHMARKS.md, "Overlap and dedup on real images"): 12 of 30 copies,
+    # no false pair. Issue #17's bar (0.95 for every family) is far off: corner crops, pads, 25% crops, grey and
+    # overlays are missed. These bars guard against regressions; raise them with the detector.
+    assert s["recall"] >= 0.35 and s["pair_precision"] >= 0.9, s
+    weak = {f: v for f, v in s["found_by_family"].items() if f in MUST_FIND and int(v[0]) < 2}
+    assert not weak, s["found_by_family"]  # at most one of three copies missed in these families
+    assert s["clean_eval_flagged"] <= 2, s
+    meta = pd.DataFrame({"key": keys, "caption": keys, "phash": hexes,
+                         "sha256": [hashlib.sha256(im.tobytes()).hexdigest() for _, im, _ in train]})  # fmt: skip
+    d = dedup(meta, AuditConfig(dedup_policy="keep_one"), vecs, thumbs)
+    sd = score_dedup(list(zip(d.pairs["key_a"], d.pairs["key_b"])), d.exclude_keys, p["truth_dup"])
+    assert sd["pair_recall"] >= 0.4 and sd["pairs_found"] <= 20, sd  # today: 5 of 10 planted pairs, 12 pairs found
