@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows import growth, stages
+from flows import console, growth, stages
 from flows.params import load_params
 
 
@@ -41,13 +42,20 @@ def _stage_task(name: str, retries: int = 0, fn: Any = None):
     def _run(params_path: str, overrides: list[str]) -> dict[str, Any]:
         params = load_params(params_path, overrides)
         t0 = time.perf_counter()
-        out = fn(params)
+        found: list[dict[str, Any]] = []  # warnings go to the summary and the report, not one console line per call
+        with console.collect_warnings(found):
+            out = fn(params)
         compute_s = time.perf_counter() - t0
+        if found:
+            from components.io import write_json
+
+            write_json(stages.out_path(params, "logs", "warnings", f"{name}.json"), found)
         _publish(name, out)
         get_run_logger().info(summary_line(name, out.summary))  # the run's log says what happened, not only "Completed"
         if out.gate is not None and not out.gate.passed:
             raise GateFailedError(f"{name} gate failed: {out.gate.reason}")
-        return {**out.summary, "compute_s": round(compute_s, 2)}
+        extra = {"gate": "passed"} if out.gate is not None else {}
+        return {**out.summary, **extra, "warnings": found, "compute_s": round(compute_s, 2)}
 
     return _run
 
@@ -90,6 +98,7 @@ def clip_pipeline(
     logger = get_run_logger()
     overrides = list(overrides or [])
     params = load_params(params_path, overrides)
+    console.setup(params.pipeline.out_root, params.pipeline.log_level)
     # Tasks re-load params from a snapshot taken now, so editing params.yaml mid-run cannot mix configs.
     params_path = stages.snapshot_params(params, params_path)
     if only_if_data_changed:
@@ -101,12 +110,20 @@ def clip_pipeline(
     results: dict[str, Any] = {}
     timings: dict[str, dict[str, float]] = {}
     t_flow = time.perf_counter()
-    for name in stages_to_run or STAGE_ORDER:
+    order = stages_to_run or STAGE_ORDER
+    for i, name in enumerate(order, 1):
         if name not in TASKS:
             raise ValueError(f"unknown stage {name!r}; stages: {STAGE_ORDER + OPTIONAL_STAGES}")
         t0 = time.perf_counter()
-        results[name] = TASKS[name](params_path, overrides)
+        try:
+            with console.stage(name, i, len(order)):
+                results[name] = TASKS[name](params_path, overrides)
+        except BaseException as e:
+            console.failed_line(name, time.perf_counter() - t0, e, params.pipeline.out_root)
+            raise
         timings[name] = {"wall_s": round(time.perf_counter() - t0, 2), "compute_s": results[name]["compute_s"]}
+        results[name]["wall_s"] = timings[name]["wall_s"]
+        console.stage_line(name, timings[name]["wall_s"], results[name])
         if name == "ingest" and only_if_data_changed:  # the new data alone must pass the quarantine threshold
             results["new_data"] = new_data_task(params_path, overrides)
     total = time.perf_counter() - t_flow
@@ -116,4 +133,7 @@ def clip_pipeline(
     create_table_artifact(
         table=[{"stage": k, **v} for k, v in timings.items()], key="pipeline-timings", description="wall time per stage"
     )
+    report = stages.out_path(params, "report", "report.html") if "report" in results else None
+    console.final_table(results, report if not report or "://" in report else os.path.abspath(report), total)
+    console.finish()
     return results

@@ -103,10 +103,12 @@ def run_validate(params: Params) -> StageOutput:
 # ----------------------------------------------------------------------------- train, evaluate, report
 def run_train(params: Params) -> StageOutput:
     """Pre-train on Ray workers (DeepSpeed or DDP); the model directory lands in OUT/train/model."""
+    from flows import console
     from flows.train_stage import run_train as launch_train
-
-    model_dir = launch_train(params)
     from flows.train_stage import storage_url
+
+    with console.follow_training(f"{storage_url(params).rstrip('/')}/metrics.jsonl", params.train.steps):  # the stage's bar
+        model_dir = launch_train(params)
 
     training = _read_json(f"{storage_url(params).rstrip('/')}/run.json").get("training", {})
     raw = raw_data_url(params) if not params.data.ingest.sources else None

@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to `address` / RAY_ADDRESS (a cluster or `ray://` client), else start a local Ray.
 
-    Ray 2.60 turns token authentication on for local clusters; a private single-machine Ray opts
+    Worker output reaches this process's console as Ray's RAY_LOG_TO_DRIVER says (default on; a quiet
+    `clip-pipeline run` turns it off and points its log file at Ray's). Ray 2.60 turns token authentication on for local clusters; a private single-machine Ray opts
     out (RAY_AUTH_MODE=disabled) unless the user set the variable. The temp dir is short because
     Ray's socket paths must stay under 107 characters.
     """
@@ -26,11 +27,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         # a cluster's workers run with the cluster's environment, not ours: pass our logging settings along
-        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": worker_env()})
+        ray.init(address=address, log_to_driver=None, runtime_env={"env_vars": worker_env()})
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     tmp = os.environ.get("CLIP_RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), f"ray-clip-{os.getuid()}")
-    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp, log_to_driver=True)
+    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp, log_to_driver=None)
 
 
 # Settings the training workers read (progress bars, log levels); a local Ray's workers inherit them anyway.
