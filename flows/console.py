@@ -222,7 +222,7 @@ def headline(name: str, s: dict[str, Any]) -> str:
         head = f"promoted as v{s.get('version')}" if s.get("promoted") else "not promoted"
         return f"{head}: {s.get('reason')}"
     if name == "report":
-        return str(s.get("sections", ""))
+        return f"first screen: {s.get('verdict', '')}"
     return ", ".join(f"{k}={v}" for k, v in list(s.items())[:4])
 
 

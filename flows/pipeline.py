@@ -26,6 +26,8 @@ def _publish(name: str, out: stages.StageOutput) -> None:
     if out.links:
         md = "\n".join(f"- [{label}]({url})" for label, url in out.links.items())
         create_markdown_artifact(markdown=f"### {name}\n{md}", key=f"{key}-links", description=f"{name}: outputs")
+    if out.markdown:
+        create_markdown_artifact(markdown=out.markdown, key=f"{key}-headline", description="is this model good, what changed")
 
 
 def summary_line(name: str, summary: dict[str, Any], limit: int = 400) -> str:

@@ -35,6 +35,7 @@ class StageOutput:
     summary: dict[str, Any]
     links: dict[str, str] = field(default_factory=dict)
     gate: Gate | None = None
+    markdown: str = ""  # a headline for the Prefect run page (the report's first screen)
 
 
 def out_path(params: Params, *parts: str) -> str:
@@ -213,9 +214,12 @@ def run_report(params: Params) -> StageOutput:
     """One HTML page + JSON + model card over everything the stages wrote."""
     from components.report import build_report
 
-    r = build_report(params.pipeline.out_root, params.report, registry_path=registry_url(params))
+    gate_metric = params.registry.metric  # the first screen compares it with the previous champion's
+    r = build_report(params.pipeline.out_root, params.report, registry_path=registry_url(params), gate_metric=gate_metric)
     return StageOutput(
-        summary={"sections": ", ".join(r.sections)}, links={"report": r.html_path, "model card": r.model_card_path}
+        summary={"verdict": r.verdict, "sections": ", ".join(r.sections)},
+        links={"report": r.html_path, "model card": r.model_card_path},
+        markdown=r.headline_md,
     )
 
 
