@@ -94,7 +94,7 @@ def finish() -> None:
 
 # ----------------------------------------------------------------------------- per stage
 @contextlib.contextmanager
-def stage(name: str, index: int, total: int) -> Iterator[None]:
+def stage(name: str, position: str) -> Iterator[None]:
     """A spinner (a bar once `advance` knows a total) while the stage runs, in a terminal; nothing left behind."""
     if not console.is_terminal:
         yield
@@ -109,7 +109,7 @@ def stage(name: str, index: int, total: int) -> Iterator[None]:
         transient=True,
     )
     with progress:
-        task = progress.add_task(f"[{index}/{total}] {name}", total=None)
+        task = progress.add_task(f"[{position}] {name}", total=None)
         _state.update(progress=progress, task=task)
         try:
             yield
@@ -223,23 +223,28 @@ def headline(name: str, s: dict[str, Any]) -> str:
         return f"{head}: {s.get('reason')}"
     if name == "report":
         return f"first screen: {s.get('verdict', '')}"
+    if "line" in s:
+        return str(s["line"])
     return ", ".join(f"{k}={v}" for k, v in list(s.items())[:4])
 
 
-def stage_line(name: str, seconds: float, summary: dict[str, Any], width: int = 110) -> None:
+def stage_line(name: str, seconds: float, summary: dict[str, Any]) -> None:
     """The line a finished stage leaves on screen."""
     text = headline(name, summary)
     n_warn = sum(w.get("count", 1) for w in summary.get("warnings", []) or [])
     if n_warn:
         text += f" [{n_warn} warning(s): see the report]"
-    if len(text) > width:
-        text = text[: width - 3] + "..."
     console.print(f"[green]✓[/] {name:<9}{seconds:7.1f} s  {text}", soft_wrap=True)
 
 
-def failed_line(name: str, seconds: float, error: BaseException, out_root: str) -> None:
+def note(text: str) -> None:
+    """A line that is not a stage's (e.g. the scheduled retrain's decision)."""
+    console.print(f"  {text}", soft_wrap=True)
+
+
+def failed_line(name: str, seconds: float, error: BaseException) -> None:
     """The line a failed stage leaves (the traceback is in the log file and in Prefect's error log)."""
-    console.print(f"[red]✗[/] {name:<9}{seconds:7.1f} s  {type(error).__name__}: {str(error)[:300]}", soft_wrap=True)
+    console.print(f"[red]✗[/] {name:<9}{seconds:7.1f} s  {type(error).__name__}: {str(error)[:600]}", soft_wrap=True)
     if _state.get("log_url"):
         console.print(f"full log: {_state['log_url']}", soft_wrap=True)
 

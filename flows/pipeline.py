@@ -80,6 +80,20 @@ OPTIONAL_STAGES: list[str] = []
 TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER + OPTIONAL_STAGES}
 
 
+def _run_stage(name: str, task_fn: Any, position: str, params_path: str, overrides: list[str]) -> tuple[dict, dict]:
+    """One task with its console line (a spinner or bar while it runs; a failed stage says so and re-raises)."""
+    t0 = time.perf_counter()
+    try:
+        with console.stage(name, position):
+            result = task_fn(params_path, overrides)
+    except BaseException as e:
+        console.failed_line(name, time.perf_counter() - t0, e)
+        raise
+    result["wall_s"] = round(time.perf_counter() - t0, 2)
+    console.stage_line(name, result["wall_s"], result)
+    return result, {"wall_s": result["wall_s"], "compute_s": result["compute_s"]}
+
+
 @flow(name="clip-pipeline", log_prints=True)
 def clip_pipeline(
     params_path: str = "params.yaml",
@@ -106,8 +120,10 @@ def clip_pipeline(
     if only_if_data_changed:
         changed, reason = stages.data_changed(params)
         logger.info(reason)
+        console.note(f"retrain: {reason}")
         if not changed:
             create_markdown_artifact(markdown=f"Retraining skipped: {reason}", key="retrain-decision")
+            console.finish()
             return {"skipped": reason}
     results: dict[str, Any] = {}
     timings: dict[str, dict[str, float]] = {}
@@ -116,18 +132,9 @@ def clip_pipeline(
     for i, name in enumerate(order, 1):
         if name not in TASKS:
             raise ValueError(f"unknown stage {name!r}; stages: {STAGE_ORDER + OPTIONAL_STAGES}")
-        t0 = time.perf_counter()
-        try:
-            with console.stage(name, i, len(order)):
-                results[name] = TASKS[name](params_path, overrides)
-        except BaseException as e:
-            console.failed_line(name, time.perf_counter() - t0, e, params.pipeline.out_root)
-            raise
-        timings[name] = {"wall_s": round(time.perf_counter() - t0, 2), "compute_s": results[name]["compute_s"]}
-        results[name]["wall_s"] = timings[name]["wall_s"]
-        console.stage_line(name, timings[name]["wall_s"], results[name])
+        results[name], timings[name] = _run_stage(name, TASKS[name], f"{i}/{len(order)}", params_path, overrides)
         if name == "ingest" and only_if_data_changed:  # the new data alone must pass the quarantine threshold
-            results["new_data"] = new_data_task(params_path, overrides)
+            results["new_data"], timings["new_data"] = _run_stage("new_data", new_data_task, "+", params_path, overrides)
     total = time.perf_counter() - t_flow
     compute = sum(t["compute_s"] for t in timings.values())
     timings["_total"] = {"wall_s": round(total, 2), "compute_s": round(compute, 2)}

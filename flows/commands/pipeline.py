@@ -51,20 +51,20 @@ def _quiet_services() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Prefect's temporary API gets 20 s to start by default: too little on a busy 2-core machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def _run(args: argparse.Namespace) -> int:
     _console_setup(args)
     from flows.pipeline import clip_pipeline
 
-    result = clip_pipeline(  # prints a line per stage and the closing table
+    clip_pipeline(  # prints a line per stage (and a skipped retrain's reason), then the closing table
         params_path=args.params,
         overrides=args.overrides,
         only_if_data_changed=args.only_if_data_changed,
         stages_to_run=args.stages,
     )
-    if "skipped" in result:
-        print(f"clip-pipeline: retraining skipped: {result['skipped']}")
     return 0
 
 
