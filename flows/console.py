@@ -209,6 +209,8 @@ def headline(name: str, s: dict[str, Any]) -> str:
         )
     if name == "train":
         how = f"{s.get('strategy')}, {s.get('workers')} worker(s)"
+        resumed = s.get("training/resumed_from_step")
+        how += f"; resumed from step {resumed}" if resumed else f"; from {s.get('training/init_from') or 'scratch'}"
         return f"final loss {s.get('loss', float('nan')):.3f} after {s.get('steps')} steps ({how})"
     if name == "evaluate":
         top1 = {k.split("/")[0]: v for k, v in s.items() if k.endswith("zeroshot_classification/acc1")}
