@@ -88,6 +88,7 @@ def _run_stage(name: str, task_fn: Any, position: str, params_path: str, overrid
             result = task_fn(params_path, overrides)
     except BaseException as e:
         console.failed_line(name, time.perf_counter() - t0, e)
+        console.finish()  # a remote OUT gets the log of a failed run too
         raise
     result["wall_s"] = round(time.perf_counter() - t0, 2)
     console.stage_line(name, result["wall_s"], result)
