@@ -25,7 +25,16 @@ LOG_LEVELS = ("warning", "info", "debug")  # pipeline.log_level: what the consol
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # a log file gets 120 columns
 _state: dict[str, Any] = {"progress": None, "task": None, "log_file": None, "log_url": None}
-_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_FORMAT = "%(asctime)s %(levelname)-7s %(who)s: %(message)s"
+
+
+class _FileFormatter(logging.Formatter):
+    """Prefect's run loggers name their task or flow run (`prefect.task_runs [train-6e8]`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        run = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
+        record.who = f"{record.name} [{run}]" if run else record.name
+        return super().format(record)
 
 
 def setup(out_root: str, level: str = "warning") -> str:
@@ -47,7 +56,7 @@ def setup(out_root: str, level: str = "warning") -> str:
         local = os.path.abspath(url.removeprefix("file://"))
         os.makedirs(os.path.dirname(local), exist_ok=True)
     handler = logging.FileHandler(local, mode="a", encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setFormatter(_FileFormatter(_FORMAT))
     handler.set_name("clip-pipeline-file")
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -58,6 +67,8 @@ def setup(out_root: str, level: str = "warning") -> str:
             h.setLevel(logging.WARNING if not verbose else logging.NOTSET)  # Prefect's console handler
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if level == "debug" else logging.INFO)
+    if level != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     logging.captureWarnings(True)
     py_warnings = logging.getLogger("py.warnings")  # warnings outside a stage: the file only
     py_warnings.handlers[:] = [handler]
