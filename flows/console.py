@@ -163,9 +163,8 @@ def follow_training(metrics_url: str, total_steps: int, every_s: float = 1.0) ->
     finally:
         stop.set()
         thread.join(timeout=5)
+        ray = sys.modules.get("ray")
         with contextlib.suppress(Exception):  # where the workers' own output went
-            import ray
-
             logging.getLogger(__name__).info("Ray worker logs: %s", ray._private.worker._global_node.get_logs_dir_path())
 
 
