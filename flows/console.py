@@ -137,12 +137,12 @@ def advance(completed: int, total: int) -> None:
 
 @contextlib.contextmanager
 def follow_training(metrics_url: str, total_steps: int, every_s: float = 1.0) -> Iterator[None]:
-    """Drive the stage bar from rank 0's metrics.jsonl while training runs elsewhere (Ray workers)."""
-    if _state.get("progress") is None:
-        yield
-        return
+    """Drive the stage bar from rank 0's metrics.jsonl while training runs elsewhere (Ray workers); Ray kept quiet."""
+    import json
+
     import fsspec
 
+    quiet_ray()
     stop = threading.Event()
 
     def poll() -> None:
@@ -151,18 +151,17 @@ def follow_training(metrics_url: str, total_steps: int, every_s: float = 1.0) ->
             with contextlib.suppress(Exception):  # absent at first; a half-visible rewrite is read next time
                 lines = fs.cat_file(path).decode().strip().splitlines()
                 if lines:
-                    import json
-
                     advance(int(json.loads(lines[-1])["step"]), total_steps)
 
-    quiet_ray()
     thread = threading.Thread(target=poll, name="clip-train-progress", daemon=True)
-    thread.start()
+    if _state.get("progress") is not None:  # a terminal: something to draw
+        thread.start()
     try:
         yield
     finally:
         stop.set()
-        thread.join(timeout=5)
+        if thread.is_alive():
+            thread.join(timeout=5)
         ray = sys.modules.get("ray")
         with contextlib.suppress(Exception):  # where the workers' own output went
             logging.getLogger(__name__).info("Ray worker logs: %s", ray._private.worker._global_node.get_logs_dir_path())
