@@ -91,7 +91,7 @@ def quiet_ray() -> None:
 
 
 def finish() -> None:
-    """Close the log file; for a remote OUT, upload it to OUT/logs/pipeline.log."""
+    """Flush the log file; for a remote OUT, upload it (whole, atomically) to OUT/logs/pipeline.log."""
     handler, local, url = _state.get("handler"), _state.get("log_file"), _state.get("log_url")
     if handler is None:
         return
