@@ -15,9 +15,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to `address` / RAY_ADDRESS (a cluster or `ray://` client), else start a local Ray.
 
     Worker output reaches this process's console as Ray's RAY_LOG_TO_DRIVER says (default on; a quiet
-    `clip-pipeline run` turns it off and points its log file at Ray's). Ray 2.60 turns token authentication on for local clusters; a private single-machine Ray opts
-    out (RAY_AUTH_MODE=disabled) unless the user set the variable. The temp dir is short because
-    Ray's socket paths must stay under 107 characters.
+    `clip-pipeline run` turns it off and points its log file at Ray's). Ray 2.60 turns token
+    authentication on for local clusters; a private single-machine Ray opts out (RAY_AUTH_MODE=disabled)
+    unless the user set the variable. The temp dir is short because Ray's socket paths must stay under
+    107 characters.
     """
     import ray
 
