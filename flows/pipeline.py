@@ -116,6 +116,8 @@ def clip_pipeline(
     overrides = list(overrides or [])
     params = load_params(params_path, overrides)
     console.setup(params.pipeline.out_root, params.pipeline.log_level)
+    if params.pipeline.log_level == "warning":  # the stage's own line replaces the components' bars and tables
+        overrides += ["data.ingest.progress=false", "evaluate.progress=false"]
     # Tasks re-load params from a snapshot taken now, so editing params.yaml mid-run cannot mix configs.
     params_path = stages.snapshot_params(params, params_path)
     if only_if_data_changed:
