@@ -77,7 +77,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, patch dropout {args.patch_dropout}")
     print(
         "| model | precision | variant | ours samples/s | open_clip samples/s | ours / open_clip | first step ours / theirs (s) |"
-    )  # noqa: E501
+    )
     print("|---|---|---|---|---|---|---|")
     for name in args.models:
         cfg = clip_core.get_model_config(name)

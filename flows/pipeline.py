@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows import growth, stages
+from flows import console, growth, stages
 from flows.params import load_params
 
 
@@ -25,6 +26,8 @@ def _publish(name: str, out: stages.StageOutput) -> None:
     if out.links:
         md = "\n".join(f"- [{label}]({url})" for label, url in out.links.items())
         create_markdown_artifact(markdown=f"### {name}\n{md}", key=f"{key}-links", description=f"{name}: outputs")
+    if out.markdown:
+        create_markdown_artifact(markdown=out.markdown, key=f"{key}-headline", description="is this model good, what changed")
 
 
 def summary_line(name: str, summary: dict[str, Any], limit: int = 400) -> str:
@@ -41,13 +44,20 @@ def _stage_task(name: str, retries: int = 0, fn: Any = None):
     def _run(params_path: str, overrides: list[str]) -> dict[str, Any]:
         params = load_params(params_path, overrides)
         t0 = time.perf_counter()
-        out = fn(params)
+        found: list[dict[str, Any]] = []  # warnings go to the summary and the report, not one console line per call
+        with console.collect_warnings(found):
+            out = fn(params)
         compute_s = time.perf_counter() - t0
+        if found:
+            from components.io import write_json
+
+            write_json(stages.out_path(params, "logs", "warnings", f"{name}.json"), found)
         _publish(name, out)
         get_run_logger().info(summary_line(name, out.summary))  # the run's log says what happened, not only "Completed"
         if out.gate is not None and not out.gate.passed:
             raise GateFailedError(f"{name} gate failed: {out.gate.reason}")
-        return {**out.summary, "compute_s": round(compute_s, 2)}
+        extra = {"gate": "passed"} if out.gate is not None else {}
+        return {**out.summary, **extra, "warnings": found, "compute_s": round(compute_s, 2)}
 
     return _run
 
@@ -70,6 +80,21 @@ OPTIONAL_STAGES: list[str] = []
 TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER + OPTIONAL_STAGES}
 
 
+def _run_stage(name: str, task_fn: Any, position: str, params_path: str, overrides: list[str]) -> tuple[dict, dict]:
+    """One task with its console line (a spinner or bar while it runs; a failed stage says so and re-raises)."""
+    t0 = time.perf_counter()
+    try:
+        with console.stage(name, position):
+            result = task_fn(params_path, overrides)
+    except BaseException as e:
+        console.failed_line(name, time.perf_counter() - t0, e)
+        console.finish()  # a remote OUT gets the log of a failed run too
+        raise
+    result["wall_s"] = round(time.perf_counter() - t0, 2)
+    console.stage_line(name, result["wall_s"], result)
+    return result, {"wall_s": result["wall_s"], "compute_s": result["compute_s"]}
+
+
 @flow(name="clip-pipeline", log_prints=True)
 def clip_pipeline(
     params_path: str = "params.yaml",
@@ -90,25 +115,29 @@ def clip_pipeline(
     logger = get_run_logger()
     overrides = list(overrides or [])
     params = load_params(params_path, overrides)
+    console.setup(params.pipeline.out_root, params.pipeline.log_level)
+    if params.pipeline.log_level == "warning":  # the stage's own line replaces the components' bars and tables
+        overrides += ["data.ingest.progress=false", "evaluate.progress=false"]
     # Tasks re-load params from a snapshot taken now, so editing params.yaml mid-run cannot mix configs.
     params_path = stages.snapshot_params(params, params_path)
     if only_if_data_changed:
         changed, reason = stages.data_changed(params)
         logger.info(reason)
+        console.note(f"retrain: {reason}")
         if not changed:
             create_markdown_artifact(markdown=f"Retraining skipped: {reason}", key="retrain-decision")
+            console.finish()
             return {"skipped": reason}
     results: dict[str, Any] = {}
     timings: dict[str, dict[str, float]] = {}
     t_flow = time.perf_counter()
-    for name in stages_to_run or STAGE_ORDER:
+    order = stages_to_run or STAGE_ORDER
+    for i, name in enumerate(order, 1):
         if name not in TASKS:
             raise ValueError(f"unknown stage {name!r}; stages: {STAGE_ORDER + OPTIONAL_STAGES}")
-        t0 = time.perf_counter()
-        results[name] = TASKS[name](params_path, overrides)
-        timings[name] = {"wall_s": round(time.perf_counter() - t0, 2), "compute_s": results[name]["compute_s"]}
+        results[name], timings[name] = _run_stage(name, TASKS[name], f"{i}/{len(order)}", params_path, overrides)
         if name == "ingest" and only_if_data_changed:  # the new data alone must pass the quarantine threshold
-            results["new_data"] = new_data_task(params_path, overrides)
+            results["new_data"], timings["new_data"] = _run_stage("new_data", new_data_task, "+", params_path, overrides)
     total = time.perf_counter() - t_flow
     compute = sum(t["compute_s"] for t in timings.values())
     timings["_total"] = {"wall_s": round(total, 2), "compute_s": round(compute, 2)}
@@ -116,4 +145,7 @@ def clip_pipeline(
     create_table_artifact(
         table=[{"stage": k, **v} for k, v in timings.items()], key="pipeline-timings", description="wall time per stage"
     )
+    report = stages.out_path(params, "report", "report.html") if "report" in results else None
+    console.final_table(results, report if not report or "://" in report else os.path.abspath(report), total)
+    console.finish()
     return results

@@ -36,6 +36,7 @@ class StageOutput:
     summary: dict[str, Any]
     links: dict[str, str] = field(default_factory=dict)
     gate: Gate | None = None
+    markdown: str = ""  # a headline for the Prefect run page (the report's first screen)
 
 
 def out_path(params: Params, *parts: str) -> str:
@@ -107,10 +108,12 @@ def run_validate(params: Params) -> StageOutput:
 def run_train(params: Params, address: str | None = None) -> StageOutput:
     """Pre-train on Ray workers (DeepSpeed or DDP; `address`: an existing Ray cluster); the model lands in OUT/train/model."""
     from components.train.history import export_curve
+    from flows import console
     from flows.train_stage import run_train as launch_train
     from flows.train_stage import storage_url
 
-    model_dir = launch_train(params, address=address)
+    with console.follow_training(f"{storage_url(params).rstrip('/')}/metrics.jsonl", params.train.steps):  # the stage's bar
+        model_dir = launch_train(params, address=address)
     training = _read_json(f"{storage_url(params).rstrip('/')}/run.json").get("training", {})
     raw = raw_data_url(params) if not params.data.ingest.sources else None
     info = write_run_info(model_dir, params.to_dict(), data_url=raw, training=training)
@@ -197,9 +200,12 @@ def run_report(params: Params) -> StageOutput:
     """One HTML page + JSON + model card over everything the stages wrote."""
     from components.report import build_report
 
-    r = build_report(params.pipeline.out_root, params.report, registry_path=registry_url(params))
+    gate_metric = params.registry.metric  # the first screen compares it with the previous champion's
+    r = build_report(params.pipeline.out_root, params.report, registry_path=registry_url(params), gate_metric=gate_metric)
     return StageOutput(
-        summary={"sections": ", ".join(r.sections)}, links={"report": r.html_path, "model card": r.model_card_path}
+        summary={"verdict": r.verdict, "sections": ", ".join(r.sections)},
+        links={"report": r.html_path, "model card": r.model_card_path},
+        markdown=r.headline_md,
     )
 
 

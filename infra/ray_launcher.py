@@ -19,8 +19,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     A local Ray runs with token authentication (Ray 2.60's default for a new local cluster; the token
     file is created owner-only first, see infra/ray_auth.py) unless the user exported
     RAY_AUTH_MODE=disabled. Connecting to a cluster: Ray's own rules (RAY_AUTH_MODE=token and the
-    cluster's token; `auto` finds a local token by itself). The temp dir is short because Ray's socket
-    paths must stay under 107 characters.
+    cluster's token; `auto` finds a local token by itself). Worker output reaches this process's console
+    as Ray's RAY_LOG_TO_DRIVER says (default on; a quiet `clip-pipeline run` turns it off and points its
+    log file at Ray's). The temp dir is short because Ray's socket paths must stay under 107 characters.
     """
     import ray
 
@@ -30,11 +31,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         # a cluster's workers run with the cluster's environment, not ours: pass our logging settings along
-        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": worker_env()})
+        ray.init(address=address, log_to_driver=None, runtime_env={"env_vars": worker_env()})
         return
     prepare_local_ray()
     tmp = os.environ.get("CLIP_RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), f"ray-clip-{os.getuid()}")
-    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp, log_to_driver=True)
+    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp, log_to_driver=None)
 
 
 # Settings the training workers read (progress bars, log levels); a local Ray's workers inherit them anyway.

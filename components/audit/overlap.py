@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import statistics
 import time
@@ -269,9 +266,9 @@ def gate(rows: Sequence[DatasetOverlap], cfg: AuditConfig, duplicate_rate: float
 
 # ----------------------------------------------------------------------------- HTML
 def _png64(img: Image.Image, size: int = 96) -> str:
-    buf = io.BytesIO()
-    img.resize((size, size), Image.Resampling.NEAREST).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    from components.report.html import data_uri
+
+    return data_uri(img.resize((size, size), Image.Resampling.NEAREST))
 
 
 def closest_pairs(
@@ -288,29 +285,20 @@ def closest_pairs(
 def render_html(rows: Sequence[DatasetOverlap], summary: Mapping, pairs: Mapping[str, list], evals: Mapping[str, EvalImages],
                 train_images: Mapping[str, Image.Image]) -> str:  # fmt: skip
     """One page: the table (one row per dataset), the summary line, then closest pairs side by side per dataset."""
+    from components.report.html import render
+
     cols = ["dataset", "threshold", "n_all", "n_overlap", "overlap_rate", "acc_all", "acc_clean", "acc_overlap",
             "all_minus_clean", "p_value", "ci_low", "ci_high", "significant"]  # fmt: skip
-    df = pd.DataFrame([row_dict(r) for r in rows])[cols]
-    parts = ["<html><head><meta charset='utf-8'><title>train/eval overlap audit</title><style>",
-             "body{font-family:sans-serif} td,th{padding:2px 6px} .pair{display:inline-block;margin:4px;text-align:center;",
-             "font-size:11px;border:1px solid #ccc;padding:3px} .match{border-color:#c00}</style></head><body>",
-             "<h2>Train/eval overlap audit</h2>", f"<p><b>{html.escape(summary['line'])}</b></p>",
-             df.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="-"),
-             "<p>Pairs nearest the threshold per dataset (eval left, train right; red border: counted as overlap; "
-             "score: aligned residual, or pHash distance without verification). Raise or lower "
-             "<code>audit.overlap_thresholds.&lt;dataset&gt;</code> until the red pairs are exactly the true "
-             "duplicates.</p>"]  # fmt: skip
-    for r in rows:
-        parts.append(f"<h3>{html.escape(r.dataset)} (threshold {r.threshold:g})</h3><div>")
-        for row, key, dist, counted in pairs.get(r.dataset, []):
-            cls = "pair match" if counted else "pair"
-            ev = evals[r.dataset]
-            right = f"<img src='{_png64(train_images[key])}'>" if key in train_images else "(missing)"
-            parts.append(f"<div class='{cls}'><img src='{_png64(ev.images[row])}'>{right}<br>"
-                         f"{html.escape(ev.refs[row])} / {html.escape(key)}: {dist:.3g}</div>")  # fmt: skip
-        parts.append("</div>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    table = [{c: row_dict(r)[c] for c in cols} for r in rows]
+    shown = [
+        {"dataset": r.dataset, "threshold": r.threshold, "pairs": [
+            {"eval_png": _png64(evals[r.dataset].images[row]),
+             "train_png": _png64(train_images[key]) if key in train_images else "",
+             "eval_ref": evals[r.dataset].refs[row], "train_key": key, "score": dist, "counted": counted}
+            for row, key, dist, counted in pairs.get(r.dataset, [])]}
+        for r in rows
+    ]  # fmt: skip
+    return render("overlap.html", title="train/eval overlap audit", summary=summary, rows=table, pairs=shown)
 
 
 def run_overlap(

@@ -157,7 +157,5 @@ def run_bias_probe(
     write_atomic(out_dir / "bias.json", json.dumps(json_safe(doc), indent=2))
     write_atomic(out_dir / "summary.json", json.dumps(json_safe(summary), indent=2))
     write_atomic(out_dir / "findings.txt", "\n".join(text) + "\n")
-    section = render_html(result, probe, text, (gate.passed, gate.reason), plots, out_dir)
-    page = f"<html><head><meta charset='utf-8'><title>bias</title></head><body>{section}</body></html>"
-    write_atomic(out_dir / "bias.html", page)
+    write_atomic(out_dir / "bias.html", render_html(result, probe, text, (gate.passed, gate.reason), plots, out_dir))
     return BiasResult(out_dir, result, summary, text, gate)

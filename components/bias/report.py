@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
 import numpy as np
+from markupsafe import Markup
 
 from .analysis import ALL
 from .definition import ProbeDefinition
@@ -137,63 +137,20 @@ def plot_all(result: dict, probe: ProbeDefinition, plots_dir: Path) -> list[Path
     return out
 
 
-def _cell(v: dict | None) -> str:
+def _cell(v: dict | None) -> Markup:
     if v is None or v.get("value") is None:
-        return ""
-    return f"{v['value']:.3f} <small>[{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]</small>"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-    b = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{h}</tr>{b}</table>"
+        return Markup("")
+    return Markup(f"{v['value']:.3f} <small>[{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]</small>")  # numbers only: safe
 
 
 def render_html(
     result: dict, probe: ProbeDefinition, text: list[str], gate: tuple[bool, str], plots: list[Path], root: Path
 ) -> str:
-    """A self-contained section: findings, gate verdict, per-grouping tables (value [95% CI]) and plots."""
-    parts = [f"<h2>Bias probe: {html.escape(probe.name)}</h2>"]
-    if probe.description:
-        parts.append(f"<p>{html.escape(probe.description)}</p>")
-    parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in text) + "</ul>")
-    verdict = "<span class='pass'>passed</span>" if gate[0] else f"<span class='fail'>failed</span>: {html.escape(gate[1])}"
-    parts.append(f"<p>Gate {verdict}</p>")
-    label_rows = [[html.escape(v.name), html.escape(", ".join(v.labels))] for v in probe.variants]
-    parts.append("<h3>Label sets</h3>" + _table(["variant", "labels"], label_rows))
-    flags = [[html.escape(k), html.escape(v)] for k, v in probe.flagged.items()]
-    parts.append("<h3>Flagged labels</h3>" + _table(["label", "category"], flags))
-    qs = result["quantities"]
-    for gname, g in result["groupings"].items():
-        parts.append(f"<h3>by {html.escape(gname)}</h3>")
-        rows = [[html.escape(n), str(r["n"])] + [_cell(r.get(q)) for q in qs] for n, r in g["groups"].items()]
-        parts.append(_table(["group", "n", *qs], rows))
-        if g["disparity"]:
-            drows = [
-                [
-                    html.escape(q),
-                    f"{d['gap']:.3f} <small>[{d['gap_ci'][0]:.3f}, {d['gap_ci'][1]:.3f}]</small>",
-                    f"{d['ratio']:.2f} <small>[{d['ratio_ci'][0]:.2f}, {d['ratio_ci'][1]:.2f}]</small>",
-                    html.escape(str(d["max_group"])),
-                    html.escape(str(d["min_group"])),
-                ]
-                for q, d in g["disparity"].items()
-            ]
-            parts.append(_table(["quantity", "max-min gap", "max/min ratio", "highest", "lowest"], drows))
-        for variant, metrics in g["changes"].items():
-            crows = [
-                [
-                    html.escape(m),
-                    html.escape(grp),
-                    f"{c['before']:.3f}",
-                    f"{c['after']:.3f}",
-                    f"{c['delta']:+.3f} <small>[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]</small>",
-                ]
-                for m, groups in metrics.items()
-                for grp, c in groups.items()
-            ]
-            parts.append(f"<p>{html.escape(variant)} vs {html.escape(probe.baseline)}</p>")
-            parts.append(_table(["quantity", "group", "before", "after", "change"], crows))
-    for p in plots:
-        parts.append(f"<img src='{html.escape(str(p.relative_to(root)))}' alt='{html.escape(p.stem)}'>")
-    return "\n".join(parts)
+    """The bias page: findings, gate verdict, per-grouping tables (value [95% CI]) and plots (templates/bias.html)."""
+    from components.report.html import render
+
+    return render(
+        "bias.html", title=f"bias probe: {probe.name}", probe=probe, findings=text, gate=gate,
+        groupings=list(result["groupings"].items()), quantities=result["quantities"], ci=_cell,
+        plots=[str(p.relative_to(root)) for p in plots],
+    )  # fmt: skip

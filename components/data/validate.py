@@ -6,7 +6,6 @@ CSS/JS from a CDN, which does not suit an offline, ephemeral run.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -150,20 +149,6 @@ def _row(r: dict) -> dict:
 
 
 def _html(result: ValidateResult, rows: list[dict]) -> str:
-    head = "<tr><th>expectation</th><th>type</th><th>arguments</th><th>result</th><th>observed</th></tr>"
-    body = "".join(
-        f"<tr class={'ok' if r['success'] else ('fail' if r['blocking'] else 'warn')}><td>{html.escape(r['name'])}</td>"
-        f"<td>{html.escape(r['expectation'])}</td><td>{html.escape(json.dumps(r['kwargs'], default=str))}</td>"
-        f"<td>{'pass' if r['success'] else ('FAIL' if r['blocking'] else 'warn')}</td><td>{html.escape(r['observed'])}</td></tr>"
-        for r in rows
-    )
-    style = (
-        "body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px}"
-        ".ok{background:#e8f5e9}.fail{background:#ffebee}.warn{background:#fff8e1}"
-    )
-    status = "PASSED" if result.passed else "FAILED"
-    return (
-        f"<!doctype html><html><head><meta charset=utf-8><title>data validation</title><style>{style}</style></head>"
-        f"<body><h1>Data validation {status}</h1><pre>{html.escape(result.message)}</pre>"
-        f"<table>{head}{body}</table></body></html>"
-    )
+    from components.report.html import render
+
+    return render("validation.html", title="data validation", passed=result.passed, message=result.message, rows=rows)

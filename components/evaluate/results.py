@@ -25,7 +25,9 @@ def results_tables(records: list[dict[str, Any]]) -> tuple[str, str]:
     """(markdown, html): one table per task, one row per dataset, scalar metrics as columns."""
     import pandas as pd
 
-    md, html = [], ["<html><head><meta charset='utf-8'><title>evaluation</title></head><body>"]
+    from components.report.html import render
+
+    md, tables = [], []
     for task in dict.fromkeys(r["task"] for r in records):
         rows = [
             {"dataset": r["dataset"], **{k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}}
@@ -34,9 +36,8 @@ def results_tables(records: list[dict[str, Any]]) -> tuple[str, str]:
         ]
         df = pd.DataFrame(rows).set_index("dataset")
         md.append(f"### {task}\n\n{df.to_markdown(floatfmt='.4f') if _has_tabulate() else df.to_string()}\n")
-        html.append(f"<h3>{task}</h3>{df.to_html(float_format=lambda x: f'{x:.4f}')}")
-    html.append("</body></html>")
-    return "\n".join(md), "\n".join(html)
+        tables.append((task, rows))
+    return "\n".join(md), render("evaluation.html", title="evaluation", tables=tables)
 
 
 def _has_tabulate() -> bool:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ import fsspec
 
 from components.io import write_atomic
 
-from .html import Section, render_page
+from .headline import Headline, data_counts, decide, markdown, metric_grid, verdicts
+from .html import kv_rows, render
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class ReportResult:
     json_path: str
     model_card_path: str
     sections: list[str]
+    headline_md: str = ""  # the first screen as markdown (the Prefect run page's artifact)
+    verdict: str = ""  # its first line: promoted or not
 
 
 class _Root:
@@ -68,21 +70,6 @@ def _load_json(url: str | Path | None) -> Any:
     return json.loads(fs.cat_file(path)) if fs.exists(path) else None
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            flat.update(_flatten(v, f"{key}/"))
-        elif not isinstance(v, list):
-            flat[key] = v
-    return flat
-
-
-def _kv_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": k, "value": v} for k, v in _flatten(d).items()]
-
-
 def plot_training_curve(metrics_jsonl: str, png: str, window: int) -> bool:
     """Loss (raw and smoothed) and learning rate against step (both any fsspec URL); False when there is nothing to plot."""
     with fsspec.open(str(metrics_jsonl), "r") as f:
@@ -98,7 +85,7 @@ def plot_training_curve(metrics_jsonl: str, png: str, window: int) -> bool:
 
     steps = np.array([r["step"] for r in rows])
     loss = np.array([r["loss"] for r in rows], dtype=float)
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, ax = plt.subplots(1, 2, figsize=(8, 2.6))
     ax[0].plot(steps, loss, alpha=0.35, label="loss")
     if len(loss) >= window > 1:
         smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
@@ -149,8 +136,27 @@ def _model_card(out: _Root, evaluation: dict[str, Any] | None, registry: dict[st
     return "\n".join(lines) + "\n"
 
 
-def build_report(out_root: str | Path, cfg: ReportConfig, registry_path: str | Path | None = None) -> ReportResult:
-    """Read what the stages wrote under `out_root` (a path or any fsspec URL) and write `out_root/report/`."""
+@dataclass
+class Section:
+    """One titled part of the details below the first screen; `id` is its anchor."""
+
+    title: str
+    id: str
+    text: list[str] = field(default_factory=list)
+    tables: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # PNG paths or URLs, inlined
+    links: list[tuple[str, str]] = field(default_factory=list)
+    folded_images: bool = False  # many plots: behind a <details>
+
+
+def build_report(
+    out_root: str | Path, cfg: ReportConfig, registry_path: str | Path | None = None, gate_metric: str | None = None
+) -> ReportResult:
+    """Read what the stages wrote under `out_root` (a path or any fsspec URL) and write `out_root/report/`.
+
+    `gate_metric` is the registry's promotion metric (registry.metric): the first screen compares it with the
+    previous champion's.
+    """
     out = _Root(out_root)
     dest = out / "report"
     out.fs.makedirs(f"{out.path}/report", exist_ok=True)
@@ -163,56 +169,120 @@ def build_report(out_root: str | Path, cfg: ReportConfig, registry_path: str | P
     ingest = out.json("ingest/summary.json")
     if ingest is not None:
         numbers["ingest"] = ingest
-        sections.append(Section("Data ingestion", tables=[("summary", _kv_rows(ingest))]))
+        shown = {k: v for k, v in ingest.items() if k != "config"}
+        sections.append(Section("Data ingestion", "data", tables=[("summary", kv_rows(shown))]))
     validate = out.json("validate/result.json")
     if validate is not None:
         numbers["validate"] = validate
-        ok = validate.get("passed")
-        verdict = "<span class='pass'>passed</span>" if ok else "<span class='fail'>failed</span>"
-        rows = validate.get("expectations") if isinstance(validate.get("expectations"), list) else _kv_rows(validate)
-        links = [("Data Docs", rel("validate/report.html"))] if out.exists("validate/report.html") else []
-        sections.append(Section("Validation", text=[f"Validation {verdict}."], tables=[("expectations", rows)], links=links))
-    for name, title in [("audit", "Dedup and overlap audit")]:
-        data = out.json(f"{name}/summary.json")
-        if data is not None:
-            numbers[name] = data
-            sections.append(Section(title, tables=[("summary", _kv_rows(data))]))
+        rows = validate.get("expectations") if isinstance(validate.get("expectations"), list) else kv_rows(validate)
+        rows = [{k: v for k, v in r.items() if k != "kwargs"} for r in rows]
+        links = [("Data validation report", rel("validate/report.html"))] if out.exists("validate/report.html") else []
+        word = "passed" if validate.get("passed") else "failed"
+        sections.append(Section("Validation", "validation", text=[f"Validation {word}."], tables=[("expectations", rows)],
+                                links=links))  # fmt: skip
+    audit = out.json("audit/summary.json")
+    overlap = out.json("audit/overlap.json")
+    dedup = out.json("audit/dedup.json")
+    if audit is not None:
+        numbers["audit"] = audit
+        links = [("Overlap review page (closest pairs)", rel("audit/overlap.html"))] if out.exists("audit/overlap.html") else []
+        text = [overlap["summary"]["line"]] if overlap else []
+        tables = [("overlap per dataset", overlap["datasets"])] if overlap else []
+        tables.append(("dedup", kv_rows({k: v for k, v in (dedup or {}).items() if not isinstance(v, (list, dict))})))
+        sections.append(Section("Dedup and overlap audit", "overlap", text=text, tables=tables, links=links))
 
     metrics = out.text("train/metrics.jsonl")
+    last: dict[str, Any] = {}
+    curve = None
     if metrics is not None:
         png = out / "report/training_curve.png"
         rows = [json.loads(x) for x in metrics.splitlines() if x.strip()]
         last = rows[-1] if rows else {}
         numbers["train"] = {"last": last, "logged_points": len(rows)}
-        imgs = [png] if plot_training_curve(out / "train/metrics.jsonl", png, cfg.curve_smoothing) else []
-        sections.append(Section("Training", tables=[("last logged step", _kv_rows(last))], images=imgs))
+        curve = png if plot_training_curve(out / "train/metrics.jsonl", png, cfg.curve_smoothing) else None
+        sections.append(Section("Training", "training", tables=[("last logged step", kv_rows(last))]))
 
     evaluation = out.json("evaluate/metrics.json")
     if evaluation is not None:
         numbers["evaluate"] = evaluation
-        imgs = out.glob("evaluate/**/*.png")
-        sections.append(Section("Evaluation", tables=[("metrics", _kv_rows(evaluation))], images=imgs))
+        links = [("Evaluation tables", rel("evaluate/results.html"))] if out.exists("evaluate/results.html") else []
+        sections.append(Section("Evaluation", "evaluation", tables=[("metrics", _metric_rows(evaluation))],
+                                images=out.glob("evaluate/**/*.png"), links=links, folded_images=True))  # fmt: skip
 
     bias = out.json("bias/summary.json")
+    bias_doc = out.json("bias/bias.json")
+    findings = out.text("bias/findings.txt") or ""
     if bias is not None:
         numbers["bias"] = bias
-        imgs = out.glob("bias/**/*.png")
-        findings = out.text("bias/findings.txt") or ""
-        text = [html.escape(line) for line in findings.splitlines() if line.strip()]
-        links = [("full bias report", rel("bias/bias.html"))] if out.exists("bias/bias.html") else []
-        sections.append(Section("Bias probes", text=text, tables=[("summary", _kv_rows(bias))], images=imgs, links=links))
+        links = [("Full bias report", rel("bias/bias.html"))] if out.exists("bias/bias.html") else []
+        text = [line for line in findings.splitlines() if line.strip()]
+        sections.append(Section("Bias probes", "bias", text=text, tables=[("summary", kv_rows(bias))],
+                                images=out.glob("bias/**/*.png"), links=links, folded_images=True))  # fmt: skip
+
+    warnings = _stage_warnings(out)
+    if warnings:
+        numbers["warnings"] = warnings
+        sections.append(Section("Warnings", "warnings", text=["Python warnings raised while the stages ran, counted."],
+                                tables=[("warnings", warnings)]))  # fmt: skip
 
     registry = _load_json(registry_path)
     if registry:
         numbers["registry"] = registry
         cols = ("version", "promoted", "reason", "data", "data_version", "time")
         entries = [{k: e.get(k, "") for k in cols} for e in registry["entries"]]
-        sections.append(Section("Model registry", tables=[("champion/challenger history", entries)]))
+        sections.append(Section("Model registry", "registry", tables=[("champion/challenger history", entries)]))
 
     card = _model_card(out, evaluation, registry)
-    sections.append(Section("Model card", text=[f"<pre>{html.escape(card)}</pre>"]))
+    sections.append(Section("Model card", "card"))
+    metric = gate_metric or _guess_metric(evaluation)
+    decision, champion = decide(registry, evaluation, metric)
+    columns, grid = metric_grid(evaluation, champion)
+    head = Headline(
+        decision=decision,
+        columns=columns,
+        rows=grid,
+        counts=data_counts(ingest, dedup, validate),
+        verdicts=verdicts(overlap, audit, bias_doc, findings),
+        training=last,
+        n_warnings=sum(w["count"] for w in warnings),
+    )
+    run_info = out.json("train/model/run_info.json") or {}
+    page = render(
+        "report.html", title=cfg.title, head=head, curve=curve, sections=sections, card=card, run_info=run_info,
+        params_text=out.text("run_params.yaml"), numbers=json.dumps(numbers, indent=2, default=str),
+    )  # fmt: skip
     paths = {"html": f"{dest}/report.html", "json": f"{dest}/report.json", "card": f"{dest}/MODEL_CARD.md"}
-    write_atomic(paths["html"], render_page(cfg.title, sections))
+    md = markdown(head, paths["html"])
+    write_atomic(paths["html"], page)
     write_atomic(paths["json"], json.dumps(numbers, indent=2, default=str))
     write_atomic(paths["card"], card)
-    return ReportResult(str(paths["html"]), str(paths["json"]), str(paths["card"]), [s.title for s in sections])
+    write_atomic(f"{dest}/headline.md", md)
+    titles = [s.title for s in sections]
+    return ReportResult(str(paths["html"]), str(paths["json"]), str(paths["card"]), titles, md, decision.title)
+
+
+def _metric_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """`dataset/task/metric` keys as one row per (dataset, task), metrics as columns."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for k, v in evaluation.items():
+        parts = k.split("/")
+        if len(parts) < 3:
+            rows.setdefault((k, ""), {"dataset": k, "task": ""})["value"] = v
+            continue
+        d, t, m = parts[0], parts[1], "/".join(parts[2:])
+        rows.setdefault((d, t), {"dataset": d, "task": t})[m] = v
+    return list(rows.values())
+
+
+def _stage_warnings(out: _Root) -> list[dict[str, Any]]:
+    """OUT/logs/warnings/<stage>.json (written by the flow), one row per distinct warning."""
+    rows = []
+    for url in out.glob("logs/warnings/*.json"):
+        stage = url.rsplit("/", 1)[-1].removesuffix(".json")
+        rows += [{"stage": stage, **w} for w in _load_json(url) or []]
+    return rows
+
+
+def _guess_metric(evaluation: dict[str, Any] | None) -> str:
+    """Without registry.metric: the first zero-shot top-1 there is."""
+    return next((k for k in (evaluation or {}) if k.endswith("zeroshot_classification/acc1")), "")

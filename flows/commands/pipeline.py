@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the Prefect flow clip-pipeline in this process")
     p.add_argument("--stages", nargs="+", help="only these stages, in this order")
     p.add_argument("--only-if-data-changed", action="store_true", help="the scheduled-retraining mode")
+    _verbose_flag(p)
     p.set_defaults(func=_run)
     p = sub.add_parser("demo", help="the whole pipeline on the embedded dataset; prints where the report is")
+    _verbose_flag(p)
     p.set_defaults(func=_demo)
     p = sub.add_parser("serve", help="serve the deployments clip-pipeline/full and clip-pipeline/retrain")
     p.set_defaults(func=_serve)
@@ -24,46 +25,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_stage)
 
 
+def _verbose_flag(p: argparse.ArgumentParser) -> None:
+    help_ = "also Prefect's run log and Ray's worker output (pipeline.log_level=info)"
+    p.add_argument("--verbose", action="store_true", help=help_)
+
+
+def _console_setup(args: argparse.Namespace):
+    """Params with --verbose applied; the console quietened before Prefect starts its temporary server."""
+    from flows.params import load_params
+
+    if getattr(args, "verbose", False):
+        args.overrides = [*args.overrides, "pipeline.log_level=info"]
+    params = load_params(args.params, args.overrides)  # fail on a params error before starting anything
+    _quiet_services()
+    import prefect  # noqa: F401  (its logging setup first; console.setup adjusts it)
+
+    from flows import console
+
+    console.setup(params.pipeline.out_root, params.pipeline.log_level)
+    return params
+
+
 def _quiet_services() -> None:
     """No telemetry from Prefect or Ray (and no racing telemetry write into a fresh SQLite database)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Prefect's temporary API gets 20 s to start by default: too little on a busy 2-core machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.params import load_params
-
-    load_params(args.params, args.overrides)  # fail on a params error before starting anything
-    _quiet_services()
+    _console_setup(args)
     from flows.pipeline import clip_pipeline
 
-    result = clip_pipeline(
+    clip_pipeline(  # prints a line per stage (and a skipped retrain's reason), then the closing table
         params_path=args.params,
         overrides=args.overrides,
         only_if_data_changed=args.only_if_data_changed,
         stages_to_run=args.stages,
     )
-    print(result)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    _quiet_services()
     # A Prefect home of its own: no clash with another Prefect process's SQLite database.
     if "PREFECT_API_URL" not in os.environ:
         os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="clip-pipeline-prefect-"))
-    from flows import stages
-    from flows.params import load_params
+    _console_setup(args)
     from flows.pipeline import clip_pipeline
 
-    params = load_params(args.params, args.overrides)
-    t0 = time.perf_counter()
-    clip_pipeline(params_path=args.params, overrides=args.overrides)
-    report = stages.out_path(params, "report", "report.html")
-    print(f"\nclip-pipeline demo finished in {time.perf_counter() - t0:.0f} s")
-    print(f"report: {os.path.abspath(report) if '://' not in report else report}")
-    print(f"stage timings: {stages.out_path(params, 'pipeline_timings.json')}")
+    clip_pipeline(params_path=args.params, overrides=args.overrides)  # ends with the table and the report's path
     return 0
 
 

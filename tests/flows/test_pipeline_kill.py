@@ -99,7 +99,8 @@ def test_prefect_flow_killed_during_training_resumes_when_run_again(tmp_path: Pa
     again = subprocess.run(cmd, cwd=proj, env=e, capture_output=True, text=True, timeout=900)  # the same flow, again
     out = again.stdout + again.stderr
     assert again.returncode == 0, out[-4000:]
-    assert f"(step {resume_at})" in out, out[-4000:]  # ingest ran again; same shard names and sizes: same resume_key
+    # ingest ran again; same shard names and sizes: same resume_key (the train stage's console line says so)
+    assert f"resumed from step {resume_at})" in out, out[-4000:]
     rows = [json.loads(x) for x in (proj / "out" / "train" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(2, 25, 2))
     assert {r.get("resumed_from") for r in rows if r["step"] > resume_at} == {resume_at}

@@ -7,6 +7,7 @@ outputs and no object may contain the secret key.
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import socket
@@ -21,6 +22,8 @@ import pytest
 from tests.flows.tiny_project import env, make_tiny_project
 
 pytestmark = [pytest.mark.smoke, pytest.mark.faults]
+
+STAGES = ["synth", "ingest", "validate", "dedup", "train", "evaluate", "audit", "bias", "register", "report"]
 
 EXPECTED = [
     "raw/train/shard-000000.tar",
@@ -49,6 +52,7 @@ EXPECTED = [
     "run/report/report.json",
     "run/report/MODEL_CARD.md",
     "run/pipeline_timings.json",
+    "run/logs/pipeline.log",
 ]
 
 
@@ -108,11 +112,19 @@ def test_whole_pipeline_on_s3(moto_s3: str, tmp_path: Path) -> None:
     seconds = time.time() - t0
     shutil.rmtree(ray_tmp, ignore_errors=True)
     assert p.returncode == 0, f"pipeline failed after {seconds:.0f} s:\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}"
+    # a calm console: a line per stage, the closing table, where the report is; Ray/Prefect/library noise in the log
+    console, shown = (p.stdout + p.stderr).splitlines(), f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    assert len(console) < 60 and "Started a local Ray instance" not in shown and "RayTrainWorker" not in shown, shown
+    assert [line.split()[1] for line in console if line.startswith("✓ ")] == STAGES, shown
+    tail = p.stdout.splitlines()[-2:]
+    assert tail == ["report: s3://bucket/run/report/report.html", "full log: s3://bucket/run/logs/pipeline.log"], shown
 
     fs.invalidate_cache()
     objects = sorted(o.removeprefix("bucket/") for o in fs.find("bucket"))
     missing = [k for k in EXPECTED if k not in objects]
     assert not missing, f"missing in s3://bucket: {missing}\nhave: {objects}"
+    log = fs.cat_file("bucket/run/logs/pipeline.log").decode()
+    assert re.search(r"prefect.task_runs \[train-\w+\]: train: steps=8", log), log[-3000:]  # Prefect's run log: in the file
     assert not any(".tmp" in o for o in objects), [o for o in objects if ".tmp" in o]  # atomic publishes left nothing half
     leaked = [o for o in objects if secret.encode() in fs.cat_file(f"bucket/{o}")]
     assert not leaked, f"the secret key appears in {leaked}"
