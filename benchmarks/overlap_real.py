@@ -37,6 +37,7 @@ from components.audit.dedup import dedup  # noqa: E402
 from components.audit.hashing import hashes_to_bits, image_phash  # noqa: E402
 from components.audit.overlap import EvalImages, audit_dataset, overlap_candidates  # noqa: E402
 from components.audit.shards import image_features  # noqa: E402
+from components.audit.verify import thumb_size  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "clip-pipeline" / "overlap_real_v2"
 
@@ -48,10 +49,10 @@ def ensure_packages() -> None:
         subprocess.run(["apt-get", "install", "-y", *missing], check=False)
 
 
-def features(images: list) -> tuple[list[str], np.ndarray, np.ndarray]:
+def features(images: list, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(pHash hex per image, descriptors, thumbnails), as ingest + shards.shard_features compute them."""
     hexes = [image_phash(im) for im in images]
-    pairs = [image_features(im) for im in images]
+    pairs = [image_features(im, size) for im in images]
     return hexes, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
@@ -60,7 +61,7 @@ def run_size(sources: dict, n: int, cfg: AuditConfig, holdout: str | None, seed:
     p = plant(sources, n, per_cell, clean, dup_per_cell, seed)
     train, ev = p["train"], p["eval"]
     t0 = time.perf_counter()
-    hexes, vecs, thumbs = features([im for _, im, _ in train])
+    hexes, vecs, thumbs = features([im for _, im, _ in train], thumb_size(cfg.verify_method))
     t_feat = time.perf_counter() - t0
     keys = [k for k, _, _ in train]
     evi = EvalImages("real", [im for _, im, _ in ev], [k for k, _, _ in ev], None)

@@ -25,6 +25,11 @@ class AuditConfig:
         verify: confirm each candidate pair with the aligned pixel comparison (`verify.AlignedVerifier`);
             false counts every candidate as a duplicate (the searches alone: fast, many look-alikes).
         verify_threshold: a verified pair is a duplicate when its aligned residual is <= this.
+        verify_method: "pixel" (the aligned pixel check alone) or "orb" (also ORB keypoints + RANSAC similarity
+            transform for the pairs the pixel check nearly accepts: rescale + crop + shift together, both ways;
+            thumbnails are kept at 64 px instead of 32, 4x the memory). See verify.verify_pairs.
+        orb_threshold: with "orb", an ORB-aligned pair is a duplicate when its residual after the alignment is <= this.
+        orb_min_inliers: with "orb", RANSAC inliers a pair needs to count as aligned.
         overlap_thresholds: per eval dataset override of `verify_threshold` (or, with `verify: false`,
             of `hamming_threshold`); set it by inspecting OUT/audit/overlap.html.
         alpha: family-wise significance level; Bonferroni divides it by the datasets audited.
@@ -43,6 +48,9 @@ class AuditConfig:
     knn: int = 10
     verify: bool = True
     verify_threshold: float = 0.125
+    verify_method: Literal["orb", "pixel"] = "orb"
+    orb_threshold: float = 0.3
+    orb_min_inliers: int = 8
     overlap_thresholds: Mapping[str, float] = field(default_factory=dict)
     alpha: float = 0.05
     confidence: float = 0.995
@@ -54,6 +62,12 @@ class AuditConfig:
     def __post_init__(self) -> None:
         # the params loader hands mappings over as read-only proxies; keep a plain dict so asdict()/JSON work
         object.__setattr__(self, "overlap_thresholds", {str(k): float(v) for k, v in dict(self.overlap_thresholds).items()})
+        if self.verify_method not in ("orb", "pixel"):
+            raise ValueError(f"verify_method={self.verify_method!r}: must be 'orb' or 'pixel'")
+        if not 0 < self.orb_threshold <= 10:
+            raise ValueError(f"orb_threshold={self.orb_threshold}: an aligned residual, must be in (0, 10]")
+        if self.orb_min_inliers < 3:
+            raise ValueError(f"orb_min_inliers={self.orb_min_inliers}: must be >= 3 (a similarity transform needs 2 points)")
         if not 0 <= int(self.hamming_threshold) <= 32:
             raise ValueError(f"hamming_threshold: {self.hamming_threshold} out of range 0..32 (64-bit hashes)")
         if not 0 < self.verify_threshold <= 10:

@@ -24,7 +24,7 @@ from .hashing import (
     unique_pairs,
     vector_pairs,
 )
-from .verify import AlignedVerifier
+from .verify import verify_pairs
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,8 @@ def dedup(
     if cfg.verify:
         if thumbs is None or len(thumbs) != n:
             raise ValueError("audit.verify is true but no thumbnails (one per metadata row) were passed")
-        res = AlignedVerifier().residual(thumbs[ni], thumbs[nj], both_ways=True, threshold=cfg.verify_threshold)
+        res = verify_pairs(thumbs, thumbs, ni, nj, cfg.verify_threshold, cfg.verify_method, both_ways=True,
+                           orb_threshold=cfg.orb_threshold, orb_min_inliers=cfg.orb_min_inliers)
         # (both ways: either image may be the crop)
         keep = res <= cfg.verify_threshold
         ni, nj, nd, res = ni[keep], nj[keep], nd[keep], res[keep]

@@ -32,7 +32,7 @@ from .hashing import (
     vector_pairs,
 )
 from .stats import SplitStats, bonferroni, split_stats
-from .verify import AlignedVerifier, thumbnail
+from .verify import thumbnail, verify_pairs
 
 ImageLoader = Callable[[Sequence[str]], dict[str, Image.Image]]  # train keys -> images
 
@@ -112,12 +112,15 @@ def overlap_candidates(
     train_thumbs: np.ndarray | None = None,
     verify_threshold: float | None = None,
     counts: dict | None = None,
+    verify_method: str = "pixel",
+    orb: tuple[float, int] = (0.3, 8),
 ) -> pd.DataFrame:
     """Candidate (eval row, train index) pairs: pHash within the threshold, or descriptor cosine >= `min_cos` among k-NN.
 
     Columns row, train, hamming, residual (aligned pixel check of the pair; NaN without `train_thumbs`; with
     `verify_threshold`, pairs far above it keep their half-resolution score, see AlignedVerifier.residual).
     `counts` gets "candidates" and "capped" (eval images whose descriptor neighbours in range reached the cap k).
+    `verify_method` and `orb` (orb_threshold, orb_min_inliers): see verify.verify_pairs.
     """
     q = hashes_to_bits(image_phash(img) for img in ev.images)
     qi, tj, _ = range_pairs(build_index(train_bits, hamming_threshold), q, hamming_threshold)
@@ -130,9 +133,10 @@ def overlap_candidates(
         counts["candidates"] = len(pairs)
     res = np.full(len(pairs), np.nan, np.float32)
     if train_thumbs is not None and len(pairs):
-        ev_thumbs = np.stack([thumbnail(img) for img in ev.images])
-        res = AlignedVerifier().residual(ev_thumbs[pairs[:, 0]], train_thumbs[pairs[:, 1]], threshold=verify_threshold)
-        # (one way: the eval image is the copy; branch overlap-verifier-wip checks both ways, see BENCHMARKS.md)
+        ev_thumbs = np.stack([thumbnail(img, train_thumbs.shape[1]) for img in ev.images])
+        t = 0.125 if verify_threshold is None else verify_threshold
+        # pixel check one way (the eval image is the copy); ORB + RANSAC is symmetric (either image may be the crop)
+        res = verify_pairs(ev_thumbs, train_thumbs, pairs[:, 0], pairs[:, 1], t, verify_method, False, *orb)
     return pd.DataFrame(
         {"row": pairs[:, 0], "train": pairs[:, 1], "hamming": hamming(q[pairs[:, 0]], train_bits[pairs[:, 1]]), "residual": res}
     )
@@ -148,9 +152,12 @@ def find_overlap(
     k: int = 10,
     train_thumbs: np.ndarray | None = None,
     verify_threshold: float = 0.125,
+    verify_method: str = "pixel",
+    orb: tuple[float, int] = (0.3, 8),
 ) -> dict[int, list[tuple[str, int]]]:
     """Eval row -> [(train key, Hamming)] of its duplicates: the candidates, verified when `train_thumbs` are given."""
-    c = overlap_candidates(train_bits, ev, threshold, train_vecs, min_cos, k, train_thumbs, verify_threshold)
+    c = overlap_candidates(train_bits, ev, threshold, train_vecs, min_cos, k, train_thumbs, verify_threshold, None,
+                           verify_method, orb)  # fmt: skip
     if train_thumbs is not None:
         c = c[c["residual"] <= verify_threshold]
     return _by_row(c, train_keys)
@@ -195,7 +202,8 @@ def audit_dataset(
     radius = cfg.hamming_threshold if cfg.verify else int(t)
     thumbs, vt = (train_thumbs, t) if cfg.verify else (None, None)
     counts: dict = {}
-    c = overlap_candidates(train_bits, ev, radius, vecs, cfg.embedding_threshold, cfg.knn, thumbs, vt, counts)
+    c = overlap_candidates(train_bits, ev, radius, vecs, cfg.embedding_threshold, cfg.knn, thumbs, vt, counts,
+                           cfg.verify_method, (cfg.orb_threshold, cfg.orb_min_inliers))  # fmt: skip
     closest: list[tuple[int, str, float, bool]] = []
     if cfg.verify:
         closest = _review_pairs(c, train_keys, t, cfg.html_pairs)

@@ -31,24 +31,24 @@ def load_shard_images(shards_dir: str, meta: pd.DataFrame, keys: Sequence[str]) 
     return dict(_shard_images(shards_dir, meta, set(map(str, keys))))
 
 
-def image_features(img: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """(descriptor (D,) float32, thumbnail (T, T, 3) uint8) of one image: what dedup and the overlap audit compare."""
-    return descriptor(img), thumbnail(img)
+def image_features(img: Image.Image, size: int = THUMB) -> tuple[np.ndarray, np.ndarray]:
+    """(descriptor (D,) float32, thumbnail (size, size, 3) uint8) of one image: what dedup and the overlap audit compare."""
+    return descriptor(img), thumbnail(img, size)
 
 
-def shard_features(shards_dir: str, meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def shard_features(shards_dir: str, meta: pd.DataFrame, size: int = THUMB) -> tuple[np.ndarray, np.ndarray]:
     """Decode every training image once: (descriptors (N, D) float32, thumbnails (N, T, T, 3) uint8), `meta` order.
 
-    Descriptors feed the k-NN candidate search (`use_embeddings`), thumbnails the aligned check (`verify`).
+    Descriptors feed the k-NN candidate search (`use_embeddings`), thumbnails (`size`: verify.thumb_size of `audit.verify_method`) the aligned check (`verify`).
     A metadata row whose image is not in its shard raises (the shards and metadata.parquet disagree).
     """
     keys = meta["key"].astype(str).tolist()
     pos = {k: i for i, k in enumerate(keys)}
     vecs = np.zeros((len(keys), 192), np.float32)
-    thumbs = np.zeros((len(keys), THUMB, THUMB, 3), np.uint8)
+    thumbs = np.zeros((len(keys), size, size, 3), np.uint8)
     seen = np.zeros(len(keys), bool)
     for key, img in _shard_images(shards_dir, meta, set(keys)):
-        (vecs[pos[key]], thumbs[pos[key]]), seen[pos[key]] = image_features(img), True
+        (vecs[pos[key]], thumbs[pos[key]]), seen[pos[key]] = image_features(img, size), True
     if not seen.all():
         missing = [keys[i] for i in np.flatnonzero(~seen)[:5]]
         raise ValueError(f"{shards_dir}: {int((~seen).sum())} images of metadata.parquet not in their shards "

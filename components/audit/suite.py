@@ -16,6 +16,7 @@ from .config import AuditConfig
 from .dedup import dedup, save_dedup
 from .overlap import gate, load_eval_sets, run_overlap
 from .shards import load_shard_images, shard_features
+from .verify import thumb_size
 
 ROW_KEYS = ("overlap_rate", "acc_all", "acc_clean", "acc_overlap", "all_minus_clean", "p_value", "significant")
 
@@ -47,7 +48,7 @@ def run_audit(
     with fsspec.open(f"{ingest_dir}/metadata.parquet", "rb") as f:
         meta = pd.read_parquet(f)
     shards = f"{ingest_dir}/shards"
-    descriptors, thumbs = shard_features(shards, meta) if (cfg.use_embeddings or cfg.verify) else (None, None)
+    descriptors, thumbs = shard_features(shards, meta, thumb_size(cfg.verify_method)) if (cfg.use_embeddings or cfg.verify) else (None, None)
     summary: dict[str, Any] = {}
     files: dict[str, str] = {}
     dup_rate, rows, line = None, [], None

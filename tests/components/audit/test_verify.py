@@ -12,7 +12,7 @@ from PIL import Image
 from components.audit.config import AuditConfig
 from components.audit.hashing import descriptor, hashes_to_bits, image_phash
 from components.audit.overlap import EvalImages, find_overlap
-from components.audit.verify import AlignedVerifier, thumbnail
+from components.audit.verify import AlignedVerifier, thumb_size, thumbnail
 from components.data.config import SynthConfig
 from components.data.render import Scene, render
 from components.data.synth import build_eval_sets, train_sample
@@ -78,16 +78,17 @@ def test_embedded_dataset_ground_truth() -> None:
     keys = [f"{i:09d}" for i in range(cfg.n_train)]
     bits = hashes_to_bits(image_phash(im) for im in train)
     vecs = np.stack([descriptor(im) for im in train])
-    thumbs = np.stack([thumbnail(im) for im in train])
+    a = AuditConfig()
+    thumbs = np.stack([thumbnail(im, thumb_size(a.verify_method)) for im in train])
     sets, planted = build_eval_sets(cfg)
     truth = pd.DataFrame(planted, columns=["dataset", "image", "key", "transform"])
-    a = AuditConfig()
     tp = fp = 0
     for name in ("shape", "colour", "retrieval"):
         s = sets[name]
         ev = EvalImages(name, [Image.open(io.BytesIO(b)).convert("RGB") for b in s.images], [r["image"] for r in s.rows], None)
         want = dict(zip(truth[truth.dataset == name].image, truth[truth.dataset == name].key))
-        found = find_overlap(keys, bits, ev, a.hamming_threshold, vecs, a.embedding_threshold, a.knn, thumbs, a.verify_threshold)
+        found = find_overlap(keys, bits, ev, a.hamming_threshold, vecs, a.embedding_threshold, a.knn, thumbs, a.verify_threshold,
+                             a.verify_method, (a.orb_threshold, a.orb_min_inliers))  # fmt: skip
         for i, matches in found.items():
             hit = want.get(ev.refs[i]) in {k for k, _ in matches}
             tp, fp = tp + hit, fp + len(matches) - hit
