@@ -49,7 +49,7 @@ class AuditConfig:
     verify: bool = True
     verify_threshold: float = 0.125
     verify_method: Literal["orb", "pixel"] = "orb"
-    orb_threshold: float = 0.3
+    orb_threshold: float = 0.1
     orb_min_inliers: int = 8
     overlap_thresholds: Mapping[str, float] = field(default_factory=dict)
     alpha: float = 0.05

@@ -113,7 +113,7 @@ def overlap_candidates(
     verify_threshold: float | None = None,
     counts: dict | None = None,
     verify_method: str = "pixel",
-    orb: tuple[float, int] = (0.3, 8),
+    orb: tuple[float, int] = (0.1, 8),
 ) -> pd.DataFrame:
     """Candidate (eval row, train index) pairs: pHash within the threshold, or descriptor cosine >= `min_cos` among k-NN.
 
@@ -153,7 +153,7 @@ def find_overlap(
     train_thumbs: np.ndarray | None = None,
     verify_threshold: float = 0.125,
     verify_method: str = "pixel",
-    orb: tuple[float, int] = (0.3, 8),
+    orb: tuple[float, int] = (0.1, 8),
 ) -> dict[int, list[tuple[str, int]]]:
     """Eval row -> [(train key, Hamming)] of its duplicates: the candidates, verified when `train_thumbs` are given."""
     c = overlap_candidates(train_bits, ev, threshold, train_vecs, min_cos, k, train_thumbs, verify_threshold, None,

@@ -39,7 +39,8 @@ def image_features(img: Image.Image, size: int = THUMB) -> tuple[np.ndarray, np.
 def shard_features(shards_dir: str, meta: pd.DataFrame, size: int = THUMB) -> tuple[np.ndarray, np.ndarray]:
     """Decode every training image once: (descriptors (N, D) float32, thumbnails (N, T, T, 3) uint8), `meta` order.
 
-    Descriptors feed the k-NN candidate search (`use_embeddings`), thumbnails (`size`: verify.thumb_size of `audit.verify_method`) the aligned check (`verify`).
+    Descriptors feed the k-NN candidate search (`use_embeddings`), thumbnails the aligned check (`verify`; `size`:
+    verify.thumb_size of `audit.verify_method`).
     A metadata row whose image is not in its shard raises (the shards and metadata.parquet disagree).
     """
     keys = meta["key"].astype(str).tolist()

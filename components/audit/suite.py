@@ -48,7 +48,8 @@ def run_audit(
     with fsspec.open(f"{ingest_dir}/metadata.parquet", "rb") as f:
         meta = pd.read_parquet(f)
     shards = f"{ingest_dir}/shards"
-    descriptors, thumbs = shard_features(shards, meta, thumb_size(cfg.verify_method)) if (cfg.use_embeddings or cfg.verify) else (None, None)
+    need = cfg.use_embeddings or cfg.verify
+    descriptors, thumbs = shard_features(shards, meta, thumb_size(cfg.verify_method)) if need else (None, None)
     summary: dict[str, Any] = {}
     files: dict[str, str] = {}
     dup_rate, rows, line = None, [], None

@@ -185,7 +185,8 @@ class OrbVerifier:
             (pa, da), (pb, db) = fa[i], fb[j]
             if da is None or db is None or len(da) < 3 or len(db) < 3:
                 continue
-            good = [m[0] for m in self.matcher.knnMatch(da, db, k=2) if len(m) == 2 and m[0].distance < self.ratio * m[1].distance]
+            knn = self.matcher.knnMatch(da, db, k=2)
+            good = [m[0] for m in knn if len(m) == 2 and m[0].distance < self.ratio * m[1].distance]
             if len(good) < max(3, self.min_inliers):
                 continue
             src, dst = pa[[m.queryIdx for m in good]], pb[[m.trainIdx for m in good]]
@@ -211,7 +212,7 @@ class OrbVerifier:
 
 def verify_pairs(
     a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, threshold: float, method: str = "pixel",
-    both_ways: bool = False, orb_threshold: float = 0.3, orb_min_inliers: int = 8,
+    both_ways: bool = False, orb_threshold: float = 0.1, orb_min_inliers: int = 8,
 ) -> np.ndarray:  # fmt: skip
     """(P,) float32 scores of thumbnail pairs (a[ia[p]], b[ib[p]]); a pair is a duplicate when its score <= threshold.
 

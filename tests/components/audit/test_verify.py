@@ -12,7 +12,7 @@ from PIL import Image
 from components.audit.config import AuditConfig
 from components.audit.hashing import descriptor, hashes_to_bits, image_phash
 from components.audit.overlap import EvalImages, find_overlap
-from components.audit.verify import AlignedVerifier, thumb_size, thumbnail
+from components.audit.verify import AlignedVerifier, OrbVerifier, thumb_size, thumbnail, verify_pairs
 from components.data.config import SynthConfig
 from components.data.render import Scene, render
 from components.data.synth import build_eval_sets, train_sample
@@ -109,3 +109,20 @@ def test_coarse_to_fine_keeps_every_score_at_or_below_the_threshold() -> None:
     np.testing.assert_allclose(screened[keep], full[keep], rtol=1e-5)
     assert (screened[~keep] > 0.125).all()
     assert (screened != full).any()  # some pairs were settled by the half-resolution pass
+
+
+def test_orb_aligns_a_corner_crop_both_ways_and_rejects_a_neighbour() -> None:
+    """A corner-strip crop resized back: the pixel check misses it, ORB + RANSAC finds it in both directions."""
+    import sklearn.datasets
+
+    photo = Image.fromarray(sklearn.datasets.load_sample_image("china.jpg"))
+    tile, other = photo.crop((200, 100, 296, 196)), photo.crop((296, 100, 392, 196))
+    crop = tile.crop((0, 0, 96 - 8, 96 - 6)).resize((96, 96), Image.Resampling.BICUBIC)  # ~1/7 of the area cut
+    th = np.stack([thumbnail(im, thumb_size("orb")) for im in (tile, crop, other)])
+    ia, ib = np.array([0, 1, 0]), np.array([1, 0, 2])  # tile vs crop, crop vs tile, tile vs its neighbour
+    pixel = verify_pairs(th, th, ia, ib, 0.125, "pixel")
+    orb = verify_pairs(th, th, ia, ib, 0.125, "orb", orb_threshold=0.3)  # 0.3: photo-like data, not the default 0.1
+    assert (pixel[:2] > 0.125).all(), pixel
+    assert (orb[:2] <= 0.125).all() and orb[2] > 0.125, orb
+    aligned = OrbVerifier().score(th, th, ia, ib)  # residual after alignment (inf: RANSAC found no transform)
+    assert (aligned[:2] < 0.3).all() and np.isinf(aligned[2]), aligned
