@@ -179,7 +179,7 @@ class OrbVerifier:
         cv2.setNumThreads(1)  # pairs are tiny: threads cost more than they save on shared cores
         grey = lambda x: cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY)  # noqa: E731
         fa = {i: self._features(grey(a[i])) for i in np.unique(ia)}
-        fb = {j: self._features(grey(b[j])) for j in np.unique(ib)}
+        fb = fa if b is a and set(np.unique(ib).tolist()) <= set(fa) else {j: self._features(grey(b[j])) for j in np.unique(ib)}
         out = np.full(len(ia), np.inf, np.float32)
         for p, (i, j) in enumerate(zip(ia.tolist(), ib.tolist())):
             (pa, da), (pb, db) = fa[i], fb[j]
@@ -210,6 +210,20 @@ class OrbVerifier:
         return float(np.sqrt(np.mean((design @ coef - y) ** 2)) / (y.std() + 4.0))
 
 
+def _pooled(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the rows of x that idx uses, box-pooled once to THUMB (float16: averages of uint8 are exact), idx into them).
+
+    The pixel check would pool 64 px thumbnails per pair; pooling each image once keeps its cost what it is at 32 px.
+    """
+    if x.shape[1] == THUMB:
+        return x, idx
+    rows, inv = np.unique(idx, return_inverse=True)
+    k = x.shape[1] // THUMB
+    t = torch.from_numpy(np.ascontiguousarray(x[rows])).permute(0, 3, 1, 2).float()
+    pooled = torch.nn.functional.avg_pool2d(t, k).permute(0, 2, 3, 1).numpy().astype(np.float16)
+    return pooled, inv.reshape(-1)
+
+
 def verify_pairs(
     a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, threshold: float, method: str = "pixel",
     both_ways: bool = False, orb_threshold: float = 0.1, orb_min_inliers: int = 8,
@@ -220,7 +234,12 @@ def verify_pairs(
     <= ORB_GATE x threshold that OrbVerifier aligns with a residual <= `orb_threshold` are re-scored
     threshold x (that residual / orb_threshold), so one threshold (and its per-dataset overrides) decides both.
     """
-    res = AlignedVerifier().residual(a[ia], b[ib], both_ways, threshold=threshold)
+    if b is a:  # dedup: one set of thumbnails, pooled once
+        pa, j = _pooled(a, np.concatenate([ia, ib]))
+        pb, ja, jb = pa, j[: len(ia)], j[len(ia) :]
+    else:
+        (pa, ja), (pb, jb) = _pooled(a, ia), _pooled(b, ib)
+    res = AlignedVerifier().residual(pa[ja], pb[jb], both_ways, threshold=threshold)
     if method == "orb" and len(res):
         todo = np.flatnonzero((res > threshold) & (res <= ORB_GATE * threshold))
         if len(todo):
