@@ -230,7 +230,7 @@ def headline(name: str, s: dict[str, Any]) -> str:
     if name == "bias":
         return "gate passed" if s.get("gate", "passed") == "passed" else f"GATE FAILED: {s.get('gate')}"
     if name == "register":
-        head = f"promoted as v{s.get('version')}" if s.get("promoted") else "not promoted"
+        head = f"promoted as v{s.get('version')}" if s.get("promoted") else f"v{s.get('version')} not promoted"
         return f"{head}: {s.get('reason')}"
     if name == "report":
         return f"first screen: {s.get('verdict', '')}"

@@ -135,7 +135,28 @@ def run_evaluate(params: Params) -> StageOutput:
     r = evaluate_at(out_path(params, "train", "model"), eval_root(params), out, params.evaluate)
     summary = {k: round(v, 4) for k, v in r.metrics.items() if k.endswith(("/acc1", "recall@1", "/lp_acc1"))}
     summary.update({"encoded_sets": r.encoded, "cached_sets": r.cached})
+    summary.update(evaluate_transfer(params, r.metrics))
     return StageOutput(summary=summary, links={"results": f"{out}/results.html", "metrics": f"{out}/metrics.json"})
+
+
+def evaluate_transfer(params: Params, finetuned: dict[str, float]) -> dict[str, float]:
+    """WiSE-FT (evaluate.wise_ft_alpha > 0, training started from a model): score the initial and interpolated models."""
+    import tempfile
+
+    from components.evaluate.transfer import interpolate, transfer_table, zero_shot_config
+    from flows.staging import local_model_dir
+
+    alpha, out = params.evaluate.wise_ft_alpha, out_path(params, "evaluate", "transfer")
+    initial = _read_json(out_path(params, "train", "model", "run_info.json")).get("training", {}).get("init_model")
+    if not alpha or not initial:
+        return {}
+    cfg, metrics = zero_shot_config(params.evaluate), {"finetuned": finetuned}
+    with contextlib.ExitStack() as stack:  # remote models are read from local copies
+        a, b = (stack.enter_context(local_model_dir(u)) for u in (initial, out_path(params, "train", "model")))
+        wise = interpolate(a, b, alpha, f"{stack.enter_context(tempfile.TemporaryDirectory())}/model")
+        for name, model in (("initial", initial), ("wise_ft", wise)):
+            metrics[name] = evaluate_at(model, eval_root(params), f"{out}/{name}", cfg).metrics
+    return transfer_table(initial, alpha, metrics, out).summary()
 
 
 def evaluate_at(

@@ -136,7 +136,8 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     store = CheckpointStore(storage)
     store.set_aside_if_incompatible(fn_config["train"], resume_key=fn_config["resume_key"])
     latest = store.latest_good()  # only a checkpoint of this data, code, config and start is left to resume
-    training = {"data_version": data, "init_from": init_from, "resumed_from_step": latest.step if latest else None,
+    training = {"data_version": data, "init_from": init_from, "init_model": init["model"] if init else None,
+                "resumed_from_step": latest.step if latest else None,
                 "n_samples": ingest["n_ingested"] - len(exclude) if ingest else None,
                 "sources": {k: v.get("ingested", 0) for k, v in ingest.get("by_source", {}).items()},
                 # pairs per optimiser step, and how many of them each pair is contrasted with (accum_mode average: fewer)

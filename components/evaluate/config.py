@@ -33,6 +33,8 @@ class EvaluateConfig:
         fewshot_ks: examples per class of the few-shot curve.
         seed: seed of splits and few-shot sampling.
         progress: show progress bars.
+        wise_ft_alpha: with train.init_from set, > 0 also scores the initial model and the WiSE-FT
+            interpolation (1 - a) * initial + a * fine-tuned, zero-shot tasks only (components/evaluate/transfer.py).
     """
 
     batch_size: int = 64
@@ -54,8 +56,11 @@ class EvaluateConfig:
     fewshot_ks: tuple[int, ...] = (1, 2, 4, 8, 16)
     seed: int = 0
     progress: bool = True
+    wise_ft_alpha: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.wise_ft_alpha <= 1.0:
+            raise ValueError(f"wise_ft_alpha must be in [0, 1] (0 = off), got {self.wise_ft_alpha}")
         for i, entry in enumerate(self.datasets):
             if isinstance(entry, dict) and (
                 len(entry) != 1 or not all(isinstance(x, str) and x for kv in entry.items() for x in kv)

@@ -209,6 +209,14 @@ def build_report(
         sections.append(Section("Evaluation", "evaluation", tables=[("metrics", _metric_rows(evaluation))],
                                 images=out.glob("evaluate/**/*.png"), links=links, folded_images=True))  # fmt: skip
 
+    transfer = out.json("evaluate/transfer/transfer.json")
+    if transfer is not None:  # WiSE-FT: the initial, fine-tuned and interpolated models side by side
+        numbers["transfer"] = transfer
+        text = [f"Zero-shot top-1 of the model training started from ({transfer['initial']}), the fine-tuned model, "
+                f"and their weight-space interpolation at alpha {transfer['alpha']:g} (evaluate.wise_ft_alpha)."]  # fmt: skip
+        sections.append(Section("Zero-shot transfer kept (WiSE-FT)", "transfer", text=text,
+                                tables=[("zero-shot top-1", transfer["rows"])]))  # fmt: skip
+
     bias = out.json("bias/summary.json")
     bias_doc = out.json("bias/bias.json")
     findings = out.text("bias/findings.txt") or ""

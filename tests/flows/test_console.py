@@ -18,7 +18,8 @@ def test_headlines_say_the_one_result() -> None:
     evaluate = {"shape/zeroshot_classification/acc1": 0.5, "colour/zeroshot_classification/acc1": 0.125,
                 "x/linear_probe/lp_acc1": 1}  # fmt: skip
     assert console.headline("evaluate", evaluate) == "zero-shot top-1 shape 50.0%, colour 12.5%"
-    assert console.headline("register", {"promoted": False, "reason": "kept champion: 0.4 vs 0.5"}).startswith("not promoted")
+    line = console.headline("register", {"promoted": False, "version": 3, "reason": "kept champion: 0.4 vs 0.5"})
+    assert line.startswith("v3 not promoted: kept champion")
     assert console.headline("bias", {"gate": "passed"}) == "gate passed"
     assert console.headline("synth", {"skipped": "data/raw already holds this dataset"}).startswith("skipped: ")
 

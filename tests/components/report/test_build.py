@@ -60,3 +60,17 @@ def test_first_screen_compares_with_the_previous_champion(tmp_path) -> None:
     assert "Promoted: champion v2" in first_screen and 'class="delta-down"' in first_screen
     assert "probe did not converge" not in first_screen  # the warnings' text is below, the count above
     assert "probe did not converge" in page and res.sections[-3:] == ["Warnings", "Model registry", "Model card"]
+
+
+def test_wise_ft_transfer_table_is_shown_when_evaluated(tmp_path) -> None:
+    (tmp_path / "evaluate" / "transfer").mkdir(parents=True)
+    (tmp_path / "evaluate" / "metrics.json").write_text(json.dumps({"colors/zeroshot_classification/acc1": 0.5}))
+    rows = [{"model": "initial", "colors": 0.61}, {"model": "fine-tuned", "colors": 0.5},
+            {"model": "WiSE-FT a=0.5", "colors": 0.58}]  # fmt: skip
+    doc = {"alpha": 0.5, "initial": "models/base", "rows": rows}
+    (tmp_path / "evaluate" / "transfer" / "transfer.json").write_text(json.dumps(doc))
+    res = build_report(tmp_path, ReportConfig())
+    assert "Zero-shot transfer kept (WiSE-FT)" in res.sections
+    page = open(res.html_path).read()
+    assert "WiSE-FT a=0.5" in page and "models/base" in page and "0.61" in page
+    assert json.loads(open(res.json_path).read())["transfer"]["alpha"] == 0.5
