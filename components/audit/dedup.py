@@ -106,8 +106,17 @@ def dedup(
     if cfg.verify:
         if thumbs is None or len(thumbs) != n:
             raise ValueError("audit.verify is true but no thumbnails (one per metadata row) were passed")
-        res = verify_pairs(thumbs, thumbs, ni, nj, cfg.verify_threshold, cfg.verify_method, both_ways=True,
-                           orb_threshold=cfg.orb_threshold, orb_min_inliers=cfg.orb_min_inliers)
+        res = verify_pairs(
+            thumbs,
+            thumbs,
+            ni,
+            nj,
+            cfg.verify_threshold,
+            cfg.verify_method,
+            both_ways=True,
+            orb_threshold=cfg.orb_threshold,
+            orb_min_inliers=cfg.orb_min_inliers,
+        )
         # (both ways: either image may be the crop)
         keep = res <= cfg.verify_threshold
         ni, nj, nd, res = ni[keep], nj[keep], nd[keep], res[keep]
