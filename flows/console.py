@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from components.io import is_remote, is_url
+
 LOG_LEVELS = ("warning", "info", "debug")  # pipeline.log_level: what the console shows besides the stage lines
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # a log file gets 120 columns
@@ -50,7 +52,7 @@ def setup(out_root: str, level: str = "warning") -> str:
     os.environ["RAY_LOG_TO_DRIVER"] = "1" if verbose else "0"
     os.environ.setdefault("CLIP_TRAIN_NO_PROGRESS", "0" if verbose else "1")  # the workers' bar: only where shown
     url = f"{out_root.rstrip('/')}/logs/pipeline.log"
-    if "://" in url and not url.startswith("file://"):
+    if is_remote(url):
         local = os.path.join(tempfile.mkdtemp(prefix="clip-logs-"), "pipeline.log")  # uploaded by finish()
     else:
         local = os.path.abspath(url.removeprefix("file://"))
@@ -73,7 +75,7 @@ def setup(out_root: str, level: str = "warning") -> str:
     py_warnings = logging.getLogger("py.warnings")  # warnings outside a stage: the file only
     py_warnings.handlers[:] = [handler]
     py_warnings.propagate = False
-    _state.update(log_file=local, log_url=url if "://" in url else local, verbose=verbose, handler=handler)
+    _state.update(log_file=local, log_url=url if is_url(url) else local, verbose=verbose, handler=handler)
     return url
 
 
@@ -96,7 +98,7 @@ def finish() -> None:
     if handler is None:
         return
     handler.flush()
-    if url and local and "://" in url and not url.startswith("file://"):
+    if url and local and is_remote(url):
         from components.io import write_atomic
 
         with open(local, encoding="utf-8") as f:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from components.io import absolute
 from flows import console, growth, stages
 from flows.params import load_params
 
@@ -146,6 +146,6 @@ def clip_pipeline(
         table=[{"stage": k, **v} for k, v in timings.items()], key="pipeline-timings", description="wall time per stage"
     )
     report = stages.out_path(params, "report", "report.html") if "report" in results else None
-    console.final_table(results, report if not report or "://" in report else os.path.abspath(report), total)
+    console.final_table(results, absolute(report) if report else report, total)
     console.finish()
     return results
