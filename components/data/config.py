@@ -131,9 +131,16 @@ class ValidateConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The `data` section of params.yaml: `data.raw_root`, `data.synth`, `data.ingest`, `data.validate`."""
+    """The `data` section of params.yaml: `data.raw_root`, `data.engine`, `data.synth`, `data.ingest`, `data.validate`."""
 
     raw_root: str = "data/raw"  # the raw input dataset (versioned by data.dvc); synth writes the default one here
+    # where the data stages run: "local" (this machine's worker processes) or "ray" (Ray Data on the cluster at
+    # --address / RAY_ADDRESS, else a local Ray); the outputs are the same either way
+    engine: Literal["local", "ray"] = "local"
     synth: SynthConfig = field(default_factory=SynthConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"data.engine={self.engine!r}: must be 'local' or 'ray'")
