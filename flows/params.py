@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the section classes, for type checkers and readers; loaded 
     from components.bias.config import BiasConfig
     from components.data.config import DataConfig
     from components.evaluate.config import EvaluateConfig
+    from components.filter.config import FilterConfig
     from components.registry import RegistryConfig
     from components.report.build import ReportConfig
     from components.train.config import TrainConfig
@@ -38,6 +39,7 @@ SECTIONS: dict[str, str] = {
     "train": "components.train.config:TrainConfig",
     "bias": "components.bias.config:BiasConfig",
     "audit": "components.audit.config:AuditConfig",
+    "filter": "components.filter.config:FilterConfig",
 }
 
 
@@ -61,6 +63,7 @@ class Params:
     train: TrainConfig
     bias: BiasConfig
     audit: AuditConfig
+    filter: FilterConfig
     source: str = ""
 
     @property

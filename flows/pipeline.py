@@ -66,6 +66,7 @@ def _stage_task(name: str, retries: int = 0, fn: Any = None):
 synth_task = _stage_task("synth")
 ingest_task = _stage_task("ingest", retries=2)
 validate_task = _stage_task("validate")
+filter_task = _stage_task("filter")  # CLIP-score filter (off by default): training reads only OUT/filter/kept_keys.txt
 train_task = _stage_task("train", retries=1)
 evaluate_task = _stage_task("evaluate")
 bias_task = _stage_task("bias")
@@ -75,7 +76,7 @@ report_task = _stage_task("report", retries=2)
 register_task = _stage_task("register", retries=2)
 new_data_task = _stage_task("new_data", fn=growth.run_new_data)  # scheduled retrain: after ingest
 
-STAGE_ORDER = ["synth", "ingest", "validate", "dedup", "train", "evaluate", "audit", "bias", "register", "report"]
+STAGE_ORDER = ["synth", "ingest", "validate", "filter", "dedup", "train", "evaluate", "audit", "bias", "register", "report"]
 OPTIONAL_STAGES: list[str] = []
 TASKS = {n: globals()[f"{n}_task"] for n in STAGE_ORDER + OPTIONAL_STAGES}
 
@@ -102,7 +103,7 @@ def clip_pipeline(
     only_if_data_changed: bool = False,
     stages_to_run: list[str] | None = None,
 ) -> dict[str, Any]:
-    """synth -> ingest -> validate -> dedup -> train -> evaluate -> audit -> bias -> register -> report.
+    """synth -> ingest -> validate -> filter -> dedup -> train -> evaluate -> audit -> bias -> register -> report.
 
     Args:
         params_path: the params.yaml to load (each task re-loads it, so tasks pass paths, not objects).

@@ -104,6 +104,31 @@ def run_validate(params: Params) -> StageOutput:
     return StageOutput(summary=summary, links={"data docs": f"{out}/report.html"}, gate=Gate(r.passed, r.message))
 
 
+def run_filter(params: Params, address: str | None = None) -> StageOutput:
+    """CLIP-score filter (components/filter; off unless filter.enabled): score every ingested pair with filter.teacher,
+    keep by score and the basic filters; training then reads only OUT/filter/kept_keys.txt. With data.engine ray the
+    scoring runs on Ray Data (`address`, RAY_ADDRESS, else a local Ray)."""
+    from components.filter.stage import filter_pairs, write_disabled
+    from flows.staging import local_model_dir
+
+    out, cfg = out_path(params, "filter"), params.filter
+    if not cfg.enabled:
+        write_disabled(out)
+        return StageOutput(summary={"skipped": "filter.enabled is false: training reads every ingested pair"})
+    if params.data.engine == "ray":
+        from infra.ray_launcher import ensure_ray
+
+        ensure_ray(address)
+    with local_model_dir(cfg.teacher, cfg.teacher_config or None) as teacher:  # remote or foreign models: a local copy
+        r = filter_pairs(out_path(params, "ingest"), out, cfg, teacher, params.data.engine)
+    write_run_info(out, params.to_dict())
+    summary = {"line": r.line, "pairs": r.n_pairs, "kept": r.n_kept, "threshold": r.threshold, "engine": r.engine}
+    summary.update({f"dropped/{k}": v for k, v in r.by_reason.items()})
+    summary["pairs_per_s"] = round(r.pairs_per_s, 1)
+    links = {"scores": f"{out}/scores.parquet", "kept keys": f"{out}/kept_keys.txt", "review page": f"{out}/filter.html"}
+    return StageOutput(summary=summary, links=links)
+
+
 # ----------------------------------------------------------------------------- train, evaluate, report
 def run_train(params: Params, address: str | None = None) -> StageOutput:
     """Pre-train on Ray workers (DeepSpeed or DDP; `address`: an existing Ray cluster); the model lands in OUT/train/model."""

@@ -47,6 +47,22 @@ def exclude_keys(params: Any) -> list[str]:
         return sorted({line.strip() for line in f if line.strip()})
 
 
+def keep_keys(params: Any) -> list[str] | None:
+    """With filter.enabled: the training keys the CLIP-score filter kept (OUT/filter/kept_keys.txt); None otherwise."""
+    if not params.filter.enabled:
+        return None
+    root = posixpath.join(params.pipeline.out_root, "filter")
+    fs, path = fsspec.core.url_to_fs(root)
+    if not fs.exists(f"{path}/filter.json") or not json.loads(fs.cat_file(f"{path}/filter.json")).get("enabled"):
+        raise FileNotFoundError(f"{root}/kept_keys.txt: filter.enabled is true but the filter has not run with it; "
+                                "run `clip-pipeline stage filter` first (or set filter.enabled: false)")  # fmt: skip
+    with fs.open(f"{path}/kept_keys.txt", "r") as f:
+        keep = sorted({line.strip() for line in f if line.strip()})
+    if not keep:  # an empty stream would wait forever for its first batch
+        raise ValueError(f"{root}/kept_keys.txt: the CLIP-score filter kept no pairs; lower filter.min_clip_score")
+    return keep
+
+
 def ingest_summary(params: Any) -> dict[str, Any]:
     """OUT/ingest/summary.json when training reads the ingested shards (train.shards empty); {} otherwise."""
     url = posixpath.join(params.pipeline.out_root, "ingest", "summary.json")
@@ -55,6 +71,13 @@ def ingest_summary(params: Any) -> dict[str, Any]:
         return {}
     with fs.open(path, "r") as f:
         return json.load(f)
+
+
+def n_training_samples(ingest: dict[str, Any], exclude: list[str], keep: list[str] | None) -> int | None:
+    """Pairs training reads: the ingested ones (or the filter's kept ones) less the dedup exclusions; None unknown."""
+    if keep is not None:
+        return len(set(keep) - set(exclude))
+    return ingest["n_ingested"] - len(exclude) if ingest else None
 
 
 def champion_init(params: Any) -> dict[str, Any] | None:
@@ -123,12 +146,15 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     fn_config["exclude_keys"] = exclude = exclude_keys(params)
     if exclude:
         print(f"train: skipping {len(exclude)} samples excluded by the audit's dedup")
+    fn_config["keep_keys"] = keep = keep_keys(params)
+    if keep is not None:
+        print(f"train: only the {len(keep)} pairs the CLIP-score filter kept")
     fs, root = fsspec.core.url_to_fs(storage)
     fs.makedirs(root, exist_ok=True)
     from components.train.checkpoint import CheckpointStore
 
     ingest = ingest_summary(params)
-    data = training_data_version(ingest, shards, exclude)
+    data = training_data_version(ingest, shards, exclude, keep)
     init_from = init["label"] if init else "scratch"
     if init:
         fn_config["init_model"] = init["model"]
@@ -138,7 +164,7 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     latest = store.latest_good()  # only a checkpoint of this data, code, config and start is left to resume
     training = {"data_version": data, "init_from": init_from, "init_model": init["model"] if init else None,
                 "resumed_from_step": latest.step if latest else None,
-                "n_samples": ingest["n_ingested"] - len(exclude) if ingest else None,
+                "n_samples": n_training_samples(ingest, exclude, keep),
                 "sources": {k: v.get("ingested", 0) for k, v in ingest.get("by_source", {}).items()},
                 # pairs per optimiser step, and how many of them each pair is contrasted with (accum_mode average: fewer)
                 "global_batch": t.batch_size * t.accum_steps * t.workers,

@@ -180,6 +180,13 @@ def build_report(
         word = "passed" if validate.get("passed") else "failed"
         sections.append(Section("Validation", "validation", text=[f"Validation {word}."], tables=[("expectations", rows)],
                                 links=links))  # fmt: skip
+    filtered = out.json("filter/filter.json")
+    if filtered is not None and filtered.get("enabled"):
+        numbers["filter"] = {k: v for k, v in filtered.items() if k != "line"}
+        rows = [{"reason": "kept", "pairs": filtered["n_kept"]}] + [{"reason": k, "pairs": v} for k, v in filtered["by_reason"].items()]
+        links = [("Filter review page (pairs around the threshold)", rel("filter/filter.html"))] if out.exists("filter/filter.html") else []
+        sections.append(Section("CLIP-score filter", "filter", text=[f"Teacher {filtered['teacher']}: {filtered['line']}."],
+                                tables=[("pairs per reason", rows)], links=links))  # fmt: skip
     audit = out.json("audit/summary.json")
     overlap = out.json("audit/overlap.json")
     dedup = out.json("audit/dedup.json")

@@ -100,6 +100,7 @@ class StreamSpec:
     world: int
     exclude: frozenset[str] = frozenset()  # sample keys to skip (the audit's dedup: OUT/audit/exclude_keys.txt)
     resampled: bool = False  # shards drawn with replacement instead of permutation passes
+    keep: frozenset[str] | None = None  # only these keys train (the CLIP-score filter: OUT/filter/kept_keys.txt); None = all
     sources: list[Source] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -169,9 +170,13 @@ def _read_tars(urls: Iterable[str]) -> Iterator[dict[str, Any]]:
     yield from iter_shard_samples(urls)
 
 
-def usable(sample: dict[str, Any], exclude: frozenset[str] = frozenset()) -> bool:
-    """A sample trains when it has an image and a caption and its key is not excluded (dedup)."""
-    return sample.get("__key__") not in exclude and any(e in sample for e in SHARD_IMAGE_EXTS) and "txt" in sample
+def usable(sample: dict[str, Any], exclude: frozenset[str] = frozenset(), keep: frozenset[str] | None = None) -> bool:
+    """A sample trains when it has an image and a caption, its key is not excluded (dedup) and, with a kept list
+    (the CLIP-score filter), is in it."""
+    key = sample.get("__key__")
+    if key in exclude or (keep is not None and key not in keep):
+        return False
+    return any(e in sample for e in SHARD_IMAGE_EXTS) and "txt" in sample
 
 
 def build_dataset(
@@ -189,7 +194,7 @@ def build_dataset(
 
     return wds.DataPipeline(
         ShardStream(spec, shuffle_buffer),
-        wds.select(lambda x: usable(x, spec.exclude)),
+        wds.select(lambda x: usable(x, spec.exclude, spec.keep)),
         wds.decode("pil", handler=wds.warn_and_continue),
         wds.to_tuple(";".join(SHARD_IMAGE_EXTS), "txt"),
         wds.map_tuple(transform, str),

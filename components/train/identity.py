@@ -52,10 +52,14 @@ def resume_key(
     return key
 
 
-def training_data_version(ingest: Mapping[str, Any], shards: Sequence[str], exclude: Sequence[str]) -> str:
+def training_data_version(
+    ingest: Mapping[str, Any], shards: Sequence[str], exclude: Sequence[str], keep: Sequence[str] | None = None
+) -> str:
     """The content version of what training reads: the ingested rows' hash (ingest's data_version), else the shard
-    list's fingerprint; with the dedup exclusions folded in."""
+    list's fingerprint; with the dedup exclusions and the CLIP-score filter's kept keys folded in."""
     base = ingest.get("data_version") or "shards:" + shards_fingerprint(shards)
-    if not exclude:
-        return base
-    return f"{base}-x{hashlib.sha256(chr(10).join(exclude).encode()).hexdigest()[:8]}"
+    if exclude:
+        base = f"{base}-x{hashlib.sha256(chr(10).join(exclude).encode()).hexdigest()[:8]}"
+    if keep is not None:
+        base = f"{base}-k{hashlib.sha256(chr(10).join(keep).encode()).hexdigest()[:8]}"
+    return base

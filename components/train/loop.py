@@ -7,6 +7,7 @@
     tokenizer_json   the HF tokenizer JSON text; tokenizer_context_length its context length
     ds_config        DeepSpeed config dict (built by infra; None for ddp)
     exclude_keys     optional list of sample keys to skip (the audit's dedup)
+    keep_keys        optional list of the only sample keys to train on (the CLIP-score filter); None = all
     resume_key       optional {"code", "shards", "data", "init"} fingerprints stored with each checkpoint (see CheckpointStore)
     init_model       optional model directory URL whose weights a fresh run starts from (train.init_from: the
                      champion, a model directory or an imported checkpoint); a resumed run's checkpoint overrides them
@@ -66,9 +67,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     recent_loss = float("nan")  # mean loss of the last logged window: the keep-best metric without eval
 
     exclude = frozenset(config.get("exclude_keys") or ())
+    keep = frozenset(config["keep_keys"]) if config.get("keep_keys") is not None else None
     while step < cfg.steps:
         epoch = step // cfg.ckpt_every  # a virtual epoch ends at each checkpoint: the resume points
-        spec = StreamSpec(list(config["shards"]), cfg.seed, epoch, rank, world, exclude, cfg.resampled)
+        spec = StreamSpec(list(config["shards"]), cfg.seed, epoch, rank, world, exclude, cfg.resampled, keep)
         batches = build_loader(spec, train_tf, tokenizer, cfg.batch_size, cfg.num_data_workers, cfg.shuffle_buffer)
         epoch_end = min((epoch + 1) * cfg.ckpt_every, cfg.steps)
         while step < epoch_end:

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the deployments clip-pipeline/full and clip-pipeline/retrain")
     p.set_defaults(func=_serve)
     p = sub.add_parser("stage", help="run one stage without Prefect (what dvc.yaml calls)")
-    p.add_argument("name", help="synth, ingest, validate, dedup, train, evaluate, audit, bias, register or report")
+    p.add_argument("name", help="synth, ingest, validate, filter, dedup, train, evaluate, audit, bias, register or report")
     p.set_defaults(func=_stage)
 
 

@@ -1,0 +1,1 @@
+"""CLIP-score filtering of the training pairs (DataComp's CLIP score and basic filters): score, select, report."""
