@@ -29,7 +29,8 @@ class FilterConfig:
         device: "auto" (CUDA when available), "cpu" or "cuda"; on Ray, GPU actors when it allows and the
             cluster has GPUs.
         precision: "fp32" or "bf16" (autocast around both towers).
-        ray_actors: with data.engine ray, the number of actors holding the teacher.
+        ray_actors: with data.engine ray, the number of actors holding the teacher (CPU actors: at most the
+            cluster's CPUs less one, which the shard readers need).
         report_examples: pairs shown each side of the threshold in OUT/filter/filter.html.
     """
 

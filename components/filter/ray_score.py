@@ -42,6 +42,8 @@ def score_shards_ray(shards: list[str], teacher: Teacher, batch_size: int = 64, 
     import ray
 
     gpu = use_gpu_actors(device)
+    if not gpu:  # CPU actors hold their CPU for the whole run: leave one to the shard readers, or nothing feeds them
+        actors = max(1, min(actors, int(ray.cluster_resources().get("CPU", 2)) - 1))
     ref = [ray.put(teacher.to("cpu"))]  # in a list: Ray resolves a bare ref argument, copying the model per call
     ds = ray.data.from_items(shard_rows(shards), override_num_blocks=max(1, len(shards)))
     ds = ds.flat_map(_pairs_of_shard)

@@ -133,7 +133,7 @@ def test_ray_scores_equal_local(local_run, teacher_dir, tmp_path_factory) -> Non
     ray_out = tmp_path_factory.mktemp("ray-out")
     (ray_out / "ingest").symlink_to(out / "ingest")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("r")), log_to_driver=False)
-    try:
+    try:  # 2 actors on 2 CPUs: one is left to the shard readers (else the pool would starve them forever)
         summary = run_filter(_params(ray_out, teacher_dir, "data.engine=ray", "filter.ray_actors=2", "filter.batch_size=8")).summary
     finally:
         ray.shutdown()
