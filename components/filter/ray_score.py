@@ -37,7 +37,9 @@ def use_gpu_actors(device: str) -> bool:
     return device == "cuda" or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
 
 
-def score_shards_ray(shards: list[str], teacher: Teacher, batch_size: int = 64, actors: int = 2, device: str = "auto") -> dict[str, np.ndarray]:
+def score_shards_ray(
+    shards: list[str], teacher: Teacher, batch_size: int = 64, actors: int = 2, device: str = "auto"
+) -> dict[str, np.ndarray]:
     """{"key", "score"} for every pair of `shards`, as `score_shards_local` returns them (row order may differ)."""
     import ray
 

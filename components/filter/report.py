@@ -23,7 +23,10 @@ def examples(table: pd.DataFrame, n: int) -> dict[str, pd.DataFrame]:
     scored = table[np.isfinite(table["score"])]
     kept = scored[scored["kept"]].sort_values(["score", "key"]).head(n)
     by_score = scored[scored["reason"].isin(["low_score", "below_top_fraction"])]
-    groups = {"kept, lowest scores": kept, "dropped by score, highest scores": by_score.sort_values(["score", "key"], ascending=[False, True]).head(n)}
+    groups = {
+        "kept, lowest scores": kept,
+        "dropped by score, highest scores": by_score.sort_values(["score", "key"], ascending=[False, True]).head(n),
+    }
     for r in BASIC_REASONS:
         rows = table[table["reason"] == r].sort_values("key").head(max(1, n // 3))
         if len(rows):
@@ -51,7 +54,9 @@ def _histogram(table: pd.DataFrame, threshold: float | None) -> Any:
     return fig
 
 
-def write_report(path: str, shards_dir: str, meta: pd.DataFrame, table: pd.DataFrame, summary: dict[str, Any], cfg: FilterConfig) -> None:
+def write_report(
+    path: str, shards_dir: str, meta: pd.DataFrame, table: pd.DataFrame, summary: dict[str, Any], cfg: FilterConfig
+) -> None:
     """Render filter.html through the one Jinja2 path (components/report/templates/filter.html)."""
     import matplotlib.pyplot as plt
 
@@ -70,7 +75,9 @@ def write_report(path: str, shards_dir: str, meta: pd.DataFrame, table: pd.DataF
             pairs.append({"key": r.key, "score": r.score, "kept": r.reason == KEPT, "reason": r.reason,
                           "caption": captions.get(r.key, ""), "image": img})  # fmt: skip
         shown.append({"title": title, "pairs": pairs})
-    reasons = [{"reason": KEPT, "pairs": summary["n_kept"]}] + [{"reason": k, "pairs": v} for k, v in summary["by_reason"].items()]
+    reasons = [{"reason": KEPT, "pairs": summary["n_kept"]}] + [
+        {"reason": k, "pairs": v} for k, v in summary["by_reason"].items()
+    ]
     fig = _histogram(table, summary["threshold"])
     page = render("filter.html", title="CLIP-score filter", summary=summary, reasons=reasons, groups=shown, histogram=fig)
     plt.close(fig)

@@ -56,7 +56,7 @@ def score_pairs(teacher: Teacher, images: list[bytes | None], captions: list[str
         try:
             pixels.append(teacher.transform(decode_image(data)))  # (3, S, S)
             ok.append(True)
-        except Exception as e:  # noqa: BLE001  (any decode failure: the pair is counted as unreadable, the run goes on)
+        except Exception as e:
             log.warning("filter: unreadable image skipped (%s)", e)
             ok.append(False)
     out = np.full(len(images), np.nan, dtype=np.float32)

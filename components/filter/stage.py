@@ -42,7 +42,8 @@ class FilterResult:
         """The stage's one console line."""
         drops = ", ".join(f"{k} {v}" for k, v in self.by_reason.items() if v)
         cut = f", threshold {self.threshold:.4f}" if self.threshold is not None else ""
-        return f"kept {self.n_kept} of {self.n_pairs} pairs ({drops or 'none dropped'}{cut}; {self.engine}, {self.pairs_per_s:.0f} pairs/s)"
+        speed = f"{self.engine}, {self.pairs_per_s:.0f} pairs/s"
+        return f"kept {self.n_kept} of {self.n_pairs} pairs ({drops or 'none dropped'}{cut}; {speed})"
 
 
 def load_metadata(ingest_dir: str) -> pd.DataFrame:

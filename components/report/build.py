@@ -183,8 +183,14 @@ def build_report(
     filtered = out.json("filter/filter.json")
     if filtered is not None and filtered.get("enabled"):
         numbers["filter"] = {k: v for k, v in filtered.items() if k != "line"}
-        rows = [{"reason": "kept", "pairs": filtered["n_kept"]}] + [{"reason": k, "pairs": v} for k, v in filtered["by_reason"].items()]
-        links = [("Filter review page (pairs around the threshold)", rel("filter/filter.html"))] if out.exists("filter/filter.html") else []
+        rows = [{"reason": "kept", "pairs": filtered["n_kept"]}] + [
+            {"reason": k, "pairs": v} for k, v in filtered["by_reason"].items()
+        ]
+        links = (
+            [("Filter review page (pairs around the threshold)", rel("filter/filter.html"))]
+            if out.exists("filter/filter.html")
+            else []
+        )
         sections.append(Section("CLIP-score filter", "filter", text=[f"Teacher {filtered['teacher']}: {filtered['line']}."],
                                 tables=[("pairs per reason", rows)], links=links))  # fmt: skip
     audit = out.json("audit/summary.json")

@@ -15,15 +15,16 @@ from components.filter.config import FilterConfig
 from components.filter.select import keep_count, select_pairs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import BASIC, FAILING  # noqa: E402
+from filter_data import BASIC, FAILING
 
 
 def _params(out: Path, teacher: Path, *sets: str):
     from flows.params import load_params
 
     basic = [f"filter.{k}={v}" for k, v in BASIC.items()]
-    return load_params("params.yaml", [f"pipeline.out_root={out}", "filter.enabled=true", f"filter.teacher={teacher}",
-                                       "filter.keep_fraction=0.5", "filter.device=cpu", "filter.batch_size=16", *basic, *sets])  # fmt: skip
+    sets = (f"pipeline.out_root={out}", "filter.enabled=true", f"filter.teacher={teacher}", "filter.keep_fraction=0.5",
+            "filter.device=cpu", "filter.batch_size=16", *basic, *sets)  # fmt: skip
+    return load_params("params.yaml", list(sets))
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,11 @@ def test_basic_filters_drop_exactly_the_pairs_built_to_fail(local_run) -> None:
     page = (out / "filter" / "filter.html").read_text()
     assert "kept, lowest scores" in page and "dropped by score, highest scores" in page and "data:image/png" in page
     assert "dropped: aspect_ratio" in page and "reddish-squareness" in page  # each basic filter shows its example
+    from components.report.build import ReportConfig, build_report
+
+    report = build_report(out, ReportConfig(title="t", curve_smoothing=1))  # the run report's section links the page
+    assert "CLIP-score filter" in report.sections
+    assert "../filter/filter.html" in Path(report.html_path).read_text()
 
 
 def test_select_breaks_ties_by_key_and_thresholds_inclusively() -> None:
@@ -134,7 +140,9 @@ def test_ray_scores_equal_local(local_run, teacher_dir, tmp_path_factory) -> Non
     (ray_out / "ingest").symlink_to(out / "ingest")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("r")), log_to_driver=False)
     try:  # 2 actors on 2 CPUs: one is left to the shard readers (else the pool would starve them forever)
-        summary = run_filter(_params(ray_out, teacher_dir, "data.engine=ray", "filter.ray_actors=2", "filter.batch_size=8")).summary
+        summary = run_filter(
+            _params(ray_out, teacher_dir, "data.engine=ray", "filter.ray_actors=2", "filter.batch_size=8")
+        ).summary
     finally:
         ray.shutdown()
     assert summary["engine"] == "ray"
