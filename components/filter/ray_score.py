@@ -54,7 +54,7 @@ def score_shards_ray(
         fn_constructor_kwargs={"teacher_ref": ref, "use_gpu": gpu},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if gpu else 0,
         num_cpus=1,
     )
