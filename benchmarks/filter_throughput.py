@@ -1,11 +1,12 @@
 """CLIP-score filter throughput: the local path vs Ray Data with 1 and 2 actors, on the same ingested shards.
 
-Usage: python benchmarks/filter_throughput.py [--pairs 2000] [--model tiny] [--actors 1 2] [--workdir /tmp/bench-filter]
-Writes N generated pairs (64 px PNG colour squares with captions) as raw shards, ingests them (OUT/ingest), saves a
-random-weight teacher of `--model` (throughput does not depend on the weights), then times `filter_pairs` with
-data.engine local and ray (a local Ray with max(CPUs, actors + 1) logical CPUs). Seconds are the scoring time (shard reading, decoding, both
-towers; not the teacher's loading); the Ray figure includes starting its actors, which every run pays. Every run's
-scores are checked against the local ones.
+Usage: python benchmarks/filter_throughput.py [--pairs 2000] [--model tiny] [--actors 1 2] [--threads N]
+Writes N generated pairs (64 px PNG colour squares with captions) as raw shards, ingests them (OUT/ingest),
+saves a random-weight teacher of `--model` (throughput does not depend on the weights), then times
+`filter_pairs` with data.engine local and ray (a local Ray with max(CPUs, actors + 1) logical CPUs).
+Seconds are the scoring time (shard reading, decoding, both towers; not the teacher's loading); the Ray
+figure includes starting its actors, which every run pays. Every run's scores are checked against the
+local ones.
 """
 
 from __future__ import annotations
