@@ -175,7 +175,8 @@ def run_train(params: Any, address: str | None = None, **extra: Any) -> str:
     from flows.provenance import git_revision
 
     record = {"params": params.to_dict(), "git_rev": git_revision(), "shards": shards,
-              "excluded_keys": len(exclude), "training": training}  # fmt: skip
+              "excluded_keys": len(exclude), "kept_keys": None if keep is None else len(keep),
+              "training": training}  # fmt: skip
     fs.pipe_file(posixpath.join(root, "run.json"), json.dumps(record, indent=2).encode())
     t0 = time.perf_counter()
     launch(

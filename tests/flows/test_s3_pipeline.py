@@ -23,7 +23,7 @@ from tests.flows.tiny_project import env, make_tiny_project
 
 pytestmark = [pytest.mark.smoke, pytest.mark.faults]
 
-STAGES = ["synth", "ingest", "validate", "dedup", "train", "evaluate", "audit", "bias", "register", "report"]
+STAGES = ["synth", "ingest", "validate", "filter", "dedup", "train", "evaluate", "audit", "bias", "register", "report"]
 
 EXPECTED = [
     "raw/train/shard-000000.tar",
@@ -36,6 +36,7 @@ EXPECTED = [
     "run/ingest/run_info.json",
     "run/validate/result.json",
     "run/validate/report.html",
+    "run/filter/kept_keys.txt",
     "run/train/run.json",
     "run/train/metrics.jsonl",
     "run/train/metrics.csv",
