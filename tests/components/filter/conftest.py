@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from filter_data import train_teacher, write_pairs
+from filter_data import one_thread, train_teacher, write_pairs
 
 
 @pytest.fixture(scope="session")
 def teacher_dir(tmp_path_factory) -> Path:
-    return train_teacher(tmp_path_factory.mktemp("teacher") / "model")
+    with one_thread():
+        return train_teacher(tmp_path_factory.mktemp("teacher") / "model")
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,10 @@ raw shards of matched, shuffled and built-to-fail pairs."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,17 @@ def caption(colour: str, j: int) -> str:
     return f"a {colour} square number {j}"  # unique per pair: a caption names its key
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread: on a 2-core machine shared with other jobs, two threads run several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_teacher(out: Path, steps: int = 60, seed: int = 0) -> Path:
     """A tiny CLIP trained contrastively on colour squares and their captions: matched pairs score high."""
     import clip_core
@@ -46,7 +59,7 @@ def train_teacher(out: Path, steps: int = 60, seed: int = 0) -> Path:
     model = create_model(CLIPConfig.from_dict(MICRO, source="filter tests"))
     tf = clip_core.image_transform(model.image_size, is_train=False)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    for _ in range(steps):
+    for _ in range(steps):  # callers hold one_thread()
         colours = rng.choice(len(NAMES), 16)
         x = torch.stack([tf(square(NAMES[c], rng)) for c in colours])
         t = tok([caption(NAMES[c], int(rng.integers(100))) for c in colours])

@@ -15,7 +15,7 @@ from components.filter.config import FilterConfig
 from components.filter.select import keep_count, select_pairs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from filter_data import BASIC, FAILING
+from filter_data import BASIC, FAILING, one_thread
 
 
 def _params(out: Path, teacher: Path, *sets: str):
@@ -33,7 +33,8 @@ def local_run(ingested, teacher_dir):
     from flows.stages import run_filter
 
     out, kinds = ingested
-    summary = run_filter(_params(out, teacher_dir)).summary
+    with one_thread():
+        summary = run_filter(_params(out, teacher_dir)).summary
     table = pd.read_parquet(out / "filter" / "scores.parquet")
     table["kind"] = table["key"].map(kinds)
     return out, summary, table
