@@ -74,7 +74,9 @@ def ingest_sources(params: Params) -> list[str]:
     return list(params.data.ingest.sources) or [f"{raw_data_url(params)}/train"]
 
 
-def run_ingest(params: Params, sources: list[str] | None = None, out: str | None = None, address: str | None = None) -> StageOutput:
+def run_ingest(
+    params: Params, sources: list[str] | None = None, out: str | None = None, address: str | None = None
+) -> StageOutput:
     """Normalise and re-shard the sources (default: data.ingest.sources or the embedded dataset) into `out` (default
     OUT/ingest), quarantining bad samples with a reason. With data.engine=ray the decoding runs on the Ray cluster at
     `address` / RAY_ADDRESS (else a local Ray), as training does."""
