@@ -1,4 +1,4 @@
-"""What two ingest runs must agree on, whichever engine ran them: every file of OUT/ingest but the timings."""
+"""Engine comparisons: sources with every bad case, and what two ingest runs must agree on (all of OUT/ingest but timings)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,25 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+from components.data.config import IngestConfig
+from components.data.storage import tar_bytes
+from tests.components.data.conftest import bad_manifest, bad_shards, png
+
+CFG = IngestConfig(num_workers=0, max_pixels=1_000_000, samples_per_shard=5, batch_size=4, progress=False)
+
+
+def write_mixed_sources(root: Path) -> list[str]:
+    """Sources with every bad case: the bad shard set, a clean shard, the bad manifest and a missing file; output shards
+    straddle the source boundaries (5 samples each). Paths are relative to `root` (the caller's working directory)."""
+    (root / "shards").mkdir(parents=True)
+    (root / "manifest").mkdir()
+    bad_shards(root / "shards")
+    bad_manifest(root / "manifest")
+    clean = [m for i in range(7) for m in ((f"c{i}.png", png(seed=200 + i)), (f"c{i}.txt", f"clean caption {i}".encode()))]
+    (root / "shards" / "clean.tar").write_bytes(tar_bytes(clean))
+    return ["shards/shard-{000000,000001}.tar", "shards/clean.tar", "manifest/manifest.csv", "shards/missing.tar"]
+
 
 RUN_ONLY = ("seconds", "samples_per_s", "engine", "n_nodes")  # summary.json fields that describe the run, not the data
 

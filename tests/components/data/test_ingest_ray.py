@@ -6,25 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from components.data.config import IngestConfig
 from components.data.ingest import ingest
-from components.data.storage import tar_bytes
-from tests.components.data.conftest import bad_manifest, bad_shards, png
-from tests.components.data.ingest_outputs import assert_same_ingest
-
-CFG = IngestConfig(num_workers=0, max_pixels=1_000_000, samples_per_shard=5, batch_size=4, progress=False)
-
-
-def write_mixed_sources(root: Path) -> list[str]:
-    """Sources with every bad case: the bad shard set, a clean shard, the bad manifest and a missing file; output shards
-    straddle the source boundaries (5 samples each). Paths are relative to `root` (the caller's working directory)."""
-    (root / "shards").mkdir(parents=True)
-    (root / "manifest").mkdir()
-    bad_shards(root / "shards")
-    bad_manifest(root / "manifest")
-    clean = [m for i in range(7) for m in ((f"c{i}.png", png(seed=200 + i)), (f"c{i}.txt", f"clean caption {i}".encode()))]
-    (root / "shards" / "clean.tar").write_bytes(tar_bytes(clean))
-    return ["shards/shard-{000000,000001}.tar", "shards/clean.tar", "manifest/manifest.csv", "shards/missing.tar"]
+from tests.components.data.ingest_outputs import CFG, assert_same_ingest, write_mixed_sources
 
 
 @pytest.fixture(scope="module")
