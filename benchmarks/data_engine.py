@@ -1,6 +1,7 @@
 """Ingest throughput by engine: the local worker pool vs `data.engine: ray` (Ray Data) with 1 and 2 worker CPUs.
 
 Usage: python benchmarks/data_engine.py --n 20000 [--workdir /tmp/bench-ingest] [--repeats 2]
+       python benchmarks/data_engine.py --per-core     (only the per-core check rate on web-sized JPEGs)
 
 Every run is a child process ingesting the embedded dataset's training shards (`data synth`, `--n` pairs)
 with default params otherwise. Ray runs start a local Ray with `--workers` CPUs first and warm it with a
@@ -8,6 +9,8 @@ one-shard ingest; that start-up is reported apart (`setup_s`), the rate covers t
 A `driver only` run feeds pre-computed check results (pickled per batch, as the Ray tasks return them)
 to the same ingest loop: the ceiling of the single driver that re-shards and writes the tables, which
 `infra/cost_model.py`'s ingest model takes as input. Rounds are interleaved; the median round is reported.
+`--per-core` times `checks.check_batch` in this process on 256 and 512 px JPEGs (smooth gradients plus noise,
+about the size of web photos at those sides): the per-core input of the model for web-sized images.
 """
 
 from __future__ import annotations
@@ -58,13 +61,45 @@ def measure(mode: str, src: str, out: str, workers: int, tmp: str) -> dict:
     return res
 
 
+def per_core(n: int = 60) -> None:
+    """check_batch samples/s on one core for 256 and 512 px JPEGs (best of 3)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from components.data.checks import RawSample, check_batch
+    from components.data.config import IngestConfig
+
+    rng, cfg = np.random.default_rng(0), IngestConfig(progress=False)
+    for side in (256, 512):
+        samples = []
+        for i in range(n):
+            x = np.linspace(0, 255, side)
+            img = np.add.outer(x, x * (i % 7 + 1) / 7)[..., None] / 2 + rng.normal(0, 12, (side, side, 3))
+            buf = io.BytesIO()
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+            samples.append(RawSample("s", f"k{i}", {"jpg": buf.getvalue(), "txt": b"a caption"}))
+        kib = sum(len(s.files["jpg"]) for s in samples) / n / 1024
+        rates = []
+        for _ in range(3):
+            t = time.perf_counter()
+            check_batch(samples, cfg)
+            rates.append(n / (time.perf_counter() - t))
+        print(f"{side} px JPEG q90, {kib:.0f} KiB/sample: {max(rates):,.0f} samples/s on one core (best of 3; all {rates})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--workdir", default="/tmp/bench-ingest")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--per-core", action="store_true", help="only the per-core check rate on web-sized JPEGs")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.per_core:
+        per_core()
+        return
     from components.data.config import SynthConfig
     from components.data.synth import build_synth
 
@@ -95,8 +130,9 @@ def main() -> None:
     assert len(versions) == 1, f"engines disagree on the data: {versions}"
     results = {name: sorted(rs, key=lambda r: r["samples_per_s"])[len(rs) // 2] for name, rs in rounds.items()}
     base = results["local, num_workers=2"]["samples_per_s"]
-    print(f"\n{args.n} samples, {size / 2**20:.0f} MiB of shards ({size / args.n / 1024:.1f} KiB/sample), {os.cpu_count()} CPUs, "
-          f"1-min load average {load[0]:.1f} before, {load[1]:.1f} after; every run wrote data version {versions.pop()}")  # fmt: skip
+    print(f"\n{args.n} samples, {size / 2**20:.0f} MiB of shards ({size / args.n / 1024:.1f} KiB/sample), "
+          f"{os.cpu_count()} CPUs, 1-min load average {load[0]:.1f} before, {load[1]:.1f} after; "
+          f"every run wrote data version {versions.pop()}")  # fmt: skip
     print("| engine | samples/s (median) | rounds | vs local, 2 workers | Ray start + warm-up (s) |\n|---|---|---|---|---|")
     for name, r in results.items():
         all_ = " / ".join(f"{x['samples_per_s']:,.0f}" for x in rounds[name])

@@ -85,7 +85,8 @@ def run_ingest(
     if params.data.engine == "ray":
         from infra.ray_launcher import ensure_ray
 
-        ensure_ray(address)
+        t = params.train  # a local Ray started here is the one a later train stage in this process joins: size it alike
+        ensure_ray(address, num_cpus=max(os.cpu_count() or 1, t.workers * t.cpus_per_worker))
     out = out or out_path(params, "ingest")
     r = ingest(sources or ingest_sources(params), out, params.data.ingest, engine=params.data.engine)
     embedded = not sources and not params.data.ingest.sources  # the raw data DVC versions
