@@ -13,10 +13,11 @@ Where this stops scaling: every ingested byte passes through the driver once (a 
 tar members), so the driver's network and its writes to OUT bound the run: ~13k samples/s of 91 KiB
 images on 10 GbE, ~2k through one 200 MB/s upload stream (shards are written one at a time), i.e. 1-3
 nodes of 32 cores (infra/SCALING.md, "Ingest on Ray Data", has the cost model and the next steps).
-Decoding, the checks and hashing, the costly part on one machine, scale with the cluster. A manifest is one task: split a large one into several files (as DataComp's and LAION's
-metadata are) to spread its rows. A sample that kills the decoding process (a crash in a native
-decoder) is quarantined as `decoder_crash` by the local engine; on Ray, its task is retried
-(`MAX_TASK_RETRIES`) and then the run fails naming the error.
+Decoding, the checks and hashing, the costly part on one machine, scale with the cluster. A manifest
+is one task: split a large one into several files (as DataComp's and LAION's metadata are) to spread
+its rows. A sample that kills the decoding process (a crash in a native decoder) is quarantined as
+`decoder_crash` by the local engine; on Ray, its task is retried (`MAX_TASK_RETRIES`) and then the
+run fails naming the error.
 """
 
 from __future__ import annotations
