@@ -31,18 +31,21 @@ from typing import Any
 
 import pyarrow as pa
 
-from components.data.checks import Bad, Good
+from components.data.checks import Bad, Good, check_batch
 from components.data.config import IngestConfig
 from components.data.sources import iter_source_samples, source_tag
-from components.data.workers import check_inline
+from components.data.workers import CheckFn, check_inline
 
 MAX_TASK_RETRIES = 3  # a task whose worker process died (Ray Data's default, -1, would retry forever)
 RESULT_SCHEMA = pa.schema([("unit", pa.int64()), ("part", pa.int64()), ("node", pa.string()), ("results", pa.large_binary())])
 
 
-def check_on_ray(targets: Sequence[tuple[str, str]], cfg: IngestConfig, nodes: set[str] | None = None) -> Iterator[Good | Bad]:
+def check_on_ray(
+    targets: Sequence[tuple[str, str]], cfg: IngestConfig, nodes: set[str] | None = None, check: CheckFn = check_batch
+) -> Iterator[Good | Bad]:
     """Results for every sample of `targets` ([(kind, url)] from `expand_sources`), in source order, checked by
     Ray Data tasks on the cluster Ray is connected to (the caller connects). `nodes` collects the node ids used."""
+    import ray
     import ray.data
 
     if not targets:
@@ -56,24 +59,32 @@ def check_on_ray(targets: Sequence[tuple[str, str]], cfg: IngestConfig, nodes: s
             check_units,
             batch_size=1,
             batch_format="pyarrow",
-            fn_kwargs={"cfg": cfg, "cwd": os.getcwd()},
+            fn_kwargs={"cfg": cfg, "cwd": os.getcwd(), "check": check},
             num_cpus=1,
             max_retries=MAX_TASK_RETRIES,
         )
     ds.context.execution_options.preserve_order = True
     ds.context.enable_progress_bars = False  # ingest shows its own bar
     last = (-1, -1)
-    for row in ds.iter_rows():
-        at = (row["unit"], row["part"])
-        if at <= last:  # never expected: the driver's duplicate-key and shard order depend on it
-            raise RuntimeError(f"Ray Data returned ingest results out of order: {at} after {last}")
-        last = at
-        if nodes is not None:
-            nodes.add(row["node"])
-        yield from pickle.loads(row["results"])
+    try:
+        for row in ds.iter_rows():
+            at = (row["unit"], row["part"])
+            if at <= last:  # never expected: the driver's duplicate-key and shard order depend on it
+                raise RuntimeError(f"Ray Data returned ingest results out of order: {at} after {last}")
+            last = at
+            if nodes is not None:
+                nodes.add(row["node"])
+            yield from pickle.loads(row["results"])
+    except ray.exceptions.WorkerCrashedError as e:
+        done = f"results came in order up to {targets[last[0]][1]}" if last[0] >= 0 else "no results had come yet"
+        raise RuntimeError(
+            f"a Ray worker process died {MAX_TASK_RETRIES + 1} times decoding one source file ({done}): a sample that "
+            "crashes a native decoder, or a worker out of memory. data.engine=local quarantines such a sample as "
+            "decoder_crash and goes on; the worker logs name the file."
+        ) from e
 
 
-def check_units(batch: pa.Table, cfg: IngestConfig, cwd: str) -> Iterator[pa.Table]:
+def check_units(batch: pa.Table, cfg: IngestConfig, cwd: str, check: CheckFn = check_batch) -> Iterator[pa.Table]:
     """The Ray Data task: each source file in `batch` read and checked, one output row per check batch."""
     import ray
 
@@ -81,7 +92,7 @@ def check_units(batch: pa.Table, cfg: IngestConfig, cwd: str) -> Iterator[pa.Tab
     for unit in batch.to_pylist():
         with working_dir(cwd):
             samples = iter_source_samples(unit["kind"], unit["url"], unit["tag"], cfg)
-            for part, results in enumerate(check_inline(samples, cfg)):
+            for part, results in enumerate(check_inline(samples, cfg, check)):
                 row: dict[str, Any] = {"unit": unit["unit"], "part": part, "node": node, "results": pickle.dumps(results)}
                 yield pa.Table.from_pylist([row], schema=RESULT_SCHEMA)
 

@@ -51,3 +51,19 @@ def test_ray_engine_writes_what_the_local_engine_writes(local_ray, tmp_path: Pat
     assert {m["source_shard"] for m in out["metadata"]} == {
         "shards/shard-000000.tar", "shards/shard-000001.tar", "shards/clean.tar", "manifest/manifest.csv"
     }  # fmt: skip
+
+
+@pytest.mark.faults
+def test_a_decoder_that_kills_its_ray_worker_fails_the_run(local_ray, bad_shard_set) -> None:
+    """The local engine quarantines such a sample (decoder_crash); on Ray the task is retried, then the run stops,
+    instead of Ray Data's default of retrying a dead worker's task forever."""
+    import ray
+
+    from components.data.ray_engine import check_on_ray
+    from components.data.sources import expand_sources
+    from tests.components.data.test_data_ingest import _crashing_check
+
+    urls, _, _ = bad_shard_set
+    with pytest.raises(RuntimeError, match=r"died 4 times.*decoder_crash") as e:
+        list(check_on_ray(expand_sources(urls), CFG, check=_crashing_check))
+    assert isinstance(e.value.__cause__, ray.exceptions.WorkerCrashedError)
