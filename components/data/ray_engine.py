@@ -50,6 +50,9 @@ def check_on_ray(
 
     if not targets:
         return
+    in_memory = [u for _, u in targets if u.startswith("memory://")]
+    if in_memory:  # fsspec's memory filesystem lives in this process: a Ray worker would find nothing there
+        raise ValueError(f"ingest source {in_memory[0]!r} is in this process's memory; use data.engine=local for memory://")
     # key namespaces and relative paths are resolved as this process names them (workers run in other directories)
     units = [{"unit": i, "kind": k, "url": u, "tag": source_tag(u)} for i, (k, u) in enumerate(targets)]
     ds = ray.data.from_items(units, override_num_blocks=len(units))  # one task per source file

@@ -48,6 +48,8 @@ def test_ray_engine_writes_what_the_local_engine_writes(local_ray, tmp_path: Pat
     assert {"undecodable_image", "truncated_tar", "decompression_bomb", "duplicate_key", "missing_image"} <= reasons
     assert "unreadable_source" in reasons  # shards/missing.tar, its detail naming the relative path in both runs
     assert (ray_run.n_ingested, ray_run.n_quarantined, ray_run.n_shards) == (25, 23, 5)
+    with pytest.raises(ValueError, match="memory://"):  # other processes cannot see it: refused before any work
+        ingest(["memory://nowhere/a.tar"], str(tmp_path / "mem"), CFG, engine="ray")
     assert {m["source_shard"] for m in out["metadata"]} == {
         "shards/shard-000000.tar", "shards/shard-000001.tar", "shards/clean.tar", "manifest/manifest.csv"
     }  # fmt: skip
