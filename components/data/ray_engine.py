@@ -8,6 +8,8 @@ What runs where:
   `preserve_order`; the order is also asserted here) and does the order-dependent part exactly as
   the local engine: duplicate keys, re-sharding into `shards/`, the metadata and quarantine
   tables, the counts and the data version. So the outputs are byte-identical to `engine: local`.
+  The tables stay one Parquet file each (row groups flushed as the driver goes), not partitioned
+  Parquet: there is one writer, and every reader of OUT/ingest works unchanged with both engines.
 
 Where this stops scaling: every ingested byte passes through the driver once (a normalised sample's
 tar members), so the driver's network and its writes to OUT bound the run: ~13k samples/s of 91 KiB
