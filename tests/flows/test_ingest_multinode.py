@@ -1,5 +1,5 @@
-"""Smoke: `clip-pipeline data ingest --address` with data.engine=ray on a two-node Ray cluster (head + second node on
-loopback, token auth) uses both nodes and writes exactly what the local engine writes."""
+"""Smoke: `clip-pipeline data ingest --address` and the CLIP-score filter with data.engine=ray on a two-node Ray cluster
+(head + second node on loopback, token auth) use both nodes and write exactly what the local engine writes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from tests.components.data.ingest_outputs import CFG, assert_same_ingest, write_
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "infra"))
 from ray_cluster import LoopbackCluster  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "components" / "filter"))
+from filter_data import one_thread, train_teacher  # noqa: E402
 
 pytestmark = pytest.mark.smoke
 
@@ -44,8 +47,12 @@ def cluster(monkeypatch):
         assert not c.processes(), "cluster processes survived the teardown"
 
 
-def test_ingest_on_two_nodes_equals_the_local_run(cluster: LoopbackCluster, tmp_path: Path, monkeypatch) -> None:
+def test_ingest_and_filter_on_two_nodes_equal_the_local_run(cluster: LoopbackCluster, tmp_path: Path, monkeypatch) -> None:
+    import pandas as pd
+
     from flows.cli import main
+    from flows.params import load_params
+    from flows.stages import run_filter
 
     monkeypatch.chdir(tmp_path)
     sources = write_mixed_sources(tmp_path)
@@ -60,3 +67,22 @@ def test_ingest_on_two_nodes_equals_the_local_run(cluster: LoopbackCluster, tmp_
     assert len(out["metadata"]) == 25 and len(out["quarantine"]) == 23
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
     assert (summary["engine"], summary["n_nodes"]) == ("ray", 2)  # both nodes decoded
+
+    # the filter stage on the same cluster (the driver stays connected): scores and kept keys equal the local engine's
+    with one_thread():
+        teacher = train_teacher(tmp_path / "teacher", steps=10)
+    scores = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"filter-{engine}"
+        (out / "ingest").mkdir(parents=True)
+        for f in (tmp_path / engine).iterdir():
+            (out / "ingest" / f.name).symlink_to(f)
+        params = load_params(str(ROOT / "params.yaml"), [f"pipeline.out_root={out}", f"data.engine={engine}",
+                             "filter.enabled=true", f"filter.teacher={teacher}", "filter.keep_fraction=0.5",
+                             "filter.device=cpu", "filter.batch_size=8", "filter.ray_actors=1"])  # fmt: skip
+        summary = run_filter(params, address=cluster.address).summary
+        assert summary["engine"] == engine and summary["pairs"] == 25 and summary["kept"] == 12
+        scores[engine] = pd.read_parquet(out / "filter" / "scores.parquet")
+    loc, ray_ = scores["local"], scores["ray"]
+    assert ray_["key"].tolist() == loc["key"].tolist() and ray_["kept"].tolist() == loc["kept"].tolist()
+    pd.testing.assert_series_equal(ray_["score"], loc["score"], rtol=0, atol=1e-5)
