@@ -55,7 +55,7 @@ def ray_feature_rows(
         batch_size=1,
         batch_format="pandas",
         fn_kwargs={"shards_dir": shards_dir, "size": size},
-        concurrency=concurrency,
+        compute=ray.data.TaskPoolStrategy(size=concurrency),
     )
     for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
         yield b["pos"], b["vec"], b["thumb"]

@@ -35,15 +35,40 @@ def write_shards(root: Path, n_shards: int = 3, per_shard: int = 6, seed: int = 
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)  # not in shard order
 
 
+@pytest.mark.timeout(120)
 def test_shard_features_ray_equals_local(tmp_path, local_ray) -> None:
     meta = write_shards(tmp_path / "shards")
-    for size in (32, 64):  # verify_method pixel / orb thumbnails
-        local = shard_features(str(tmp_path / "shards"), meta, size)
-        ray = shard_features(str(tmp_path / "shards"), meta, size, engine="ray")
-        assert local[0].shape == (len(meta), 192) and local[1].shape == (len(meta), size, size, 3)
-        assert np.abs(local[0]).sum(1).min() > 0  # every row filled
-        np.testing.assert_array_equal(ray[0], local[0])
-        np.testing.assert_array_equal(ray[1], local[1])
+    local = shard_features(str(tmp_path / "shards"), meta, 64)  # verify_method orb's thumbnails
+    ray = shard_features(str(tmp_path / "shards"), meta, 64, engine="ray")
+    assert local[0].shape == (len(meta), 192) and local[1].shape == (len(meta), 64, 64, 3)
+    assert np.abs(local[0]).sum(1).min() > 0  # every row filled
+    np.testing.assert_array_equal(ray[0], local[0])
+    np.testing.assert_array_equal(ray[1], local[1])
     missing = pd.concat([meta, pd.DataFrame([{"key": "nope", "shard": "00001.tar"}])], ignore_index=True)
     with pytest.raises(ValueError, match="1 images of metadata.parquet not in their shards"):
         shard_features(str(tmp_path / "shards"), missing, 32, engine="ray")
+
+
+def test_encode_ray_fills_the_local_cache_entry(tmp_path, local_ray) -> None:
+    """Indexed (manifest, one unreadable image) and streamed (wds, 2 shards) sources: same cache file, same rows."""
+    import functools
+
+    from components.evaluate.cache import EmbeddingCache, cached_image_features
+    from components.evaluate.readers import load_dataset_spec
+    from components.evaluate.ray_encoder import encode_images_ray
+    from tests.components.evaluate.conftest import build_tiny_model, write_all_formats
+
+    model = build_tiny_model(0)[0]
+    paths = write_all_formats(tmp_path / "sets", n_classes=3, per_class=4)
+    (paths["manifest"] / "images" / "test_blue_1.png").write_bytes(b"not a png")  # NaN row on both paths
+    ray_encode = functools.partial(encode_images_ray, device="auto", actors=1)
+    for name in ("manifest", "wds"):
+        ds = load_dataset_spec(str(paths[name]))
+        caches = {e: EmbeddingCache(tmp_path / f"{name}-{e}") for e in ("local", "ray")}
+        local = cached_image_features(caches["local"], model, "0" * 64, name, ds.image_source(), batch_size=5)
+        ray = cached_image_features(caches["ray"], model, "0" * 64, name, ds.image_source(), batch_size=5, encode=ray_encode)
+        assert [p.name for p in caches["ray"].root.iterdir()] == [p.name for p in caches["local"].root.iterdir()]
+        assert ray.shape == local.shape == (len(ds), model.cfg.embed_dim)
+        np.testing.assert_array_equal(np.isnan(ray), np.isnan(local))
+        np.testing.assert_allclose(ray, local, atol=1e-5, equal_nan=True)
+        assert np.isnan(local).any(axis=1).sum() == (1 if name == "manifest" else 0)
