@@ -45,7 +45,7 @@ def test_shard_features_ray_equals_local(tmp_path, local_ray) -> None:
     np.testing.assert_array_equal(ray[0], local[0])
     np.testing.assert_array_equal(ray[1], local[1])
     missing = pd.concat([meta, pd.DataFrame([{"key": "nope", "shard": "00001.tar"}])], ignore_index=True)
-    with pytest.raises(ValueError, match="1 images of metadata.parquet not in their shards"):
+    with pytest.raises(ValueError, match=r"1 images of metadata\.parquet not in their shards"):
         shard_features(str(tmp_path / "shards"), missing, 32, engine="ray")
 
 
@@ -54,8 +54,8 @@ def test_encode_ray_fills_the_local_cache_entry(tmp_path, local_ray) -> None:
     import functools
 
     from components.evaluate.cache import EmbeddingCache, cached_image_features
-    from components.evaluate.readers import load_dataset_spec
     from components.evaluate.ray_encoder import encode_images_ray
+    from components.evaluate.readers import load_dataset_spec
     from tests.components.evaluate.conftest import build_tiny_model, write_all_formats
 
     model = build_tiny_model(0)[0]
