@@ -1,20 +1,23 @@
-"""Batch inference of the image tower on Ray Data: decode tasks, then a pool of actors holding the model.
+"""Batch inference of the image tower on Ray Data: a pool of actors holding the model (GPU actors when allowed).
 
 `encode_images_ray` has `cache.encode_images`'s signature and result ((N, D) float32, L2-normalised, source order,
 NaN rows for unreadable images), so `cached_image_features(..., encode=...)` stores it under the same cache key and
 file as the local path (data.engine ray; evaluation and bias). What runs where:
-- decode + eval transform: Ray tasks (CPU), through the local path's own per-sample code (`_IndexedDataset` items,
-  `_StreamedDataset.rows` per part of a streamed source), `batch_size` images per batch;
-- the image tower: `map_batches` over a fixed pool of actors, each holding a CPU copy of the model moved to its
-  device once: one GPU each (`num_gpus=1`) when `evaluate.device` allows a GPU and the cluster has one, else CPU;
+- decode + eval transform through the local path's own per-sample code (`_IndexedDataset` items,
+  `_StreamedDataset.rows` per part of a streamed source), `batch_size` images per batch: inside the CPU actors, or
+  as CPU tasks feeding the GPU actors;
+- the image tower: `map_batches` over a fixed pool of actors (`actor_plan`), each holding a CPU copy of the model
+  moved to its device once: one GPU each (`num_gpus=1`) when `evaluate.device` allows a GPU and the cluster has
+  one, else CPU actors with a share of the CPUs as torch threads;
 - the driver writes each batch's rows into the (N, D) result by row index (batches arrive in any order).
 Ray must be up (`infra.ray_launcher.ensure_ray`, called by the flow). Features equal the local path's to float
-tolerance (batches are cut differently, so matmul rounding differs).
+tolerance (batches are cut differently, so matmul rounding may differ).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 
@@ -34,13 +37,13 @@ def _batch(rows: list[tuple[torch.Tensor, int, str]]) -> dict[str, np.ndarray]:
             "error": np.array([r[2] for r in rows], dtype=object)}  # fmt: skip
 
 
-def _decode_indexed(batch: dict[str, np.ndarray], data: _IndexedDataset) -> dict[str, np.ndarray]:
-    """Ray task: rows `batch["data"]` of an indexed source, decoded and transformed."""
-    return _batch([data[int(i)] for i in batch["data"]])
+def _decode_indexed(batch: dict[str, np.ndarray], data: _IndexedDataset) -> Iterator[dict[str, np.ndarray]]:
+    """Rows `batch["data"]` of an indexed source, decoded and transformed."""
+    yield _batch([data[int(i)] for i in batch["data"]])
 
 
 def _decode_streamed(batch: dict[str, np.ndarray], data: _StreamedDataset, parts: int, size: int) -> Iterator[dict]:
-    """Ray task: part `data` of `parts` of a streamed source (its shards), `size` rows per output batch."""
+    """Part `data` of `parts` of a streamed source (its shards), `size` rows per output batch."""
     for part in batch["data"]:
         rows: list = []
         for row in data.rows(int(part), parts):
@@ -52,38 +55,50 @@ def _decode_streamed(batch: dict[str, np.ndarray], data: _StreamedDataset, parts
             yield _batch(rows)
 
 
-class ImageTower:
-    """Ray Data actor: the model on this actor's device; a batch of pixels -> L2-normalised features."""
+Decode = Callable[[dict[str, np.ndarray]], Iterator[dict[str, np.ndarray]]]
 
-    def __init__(self, model: torch.nn.Module, device: str, precision: str):
+
+class ImageTower:
+    """Ray Data actor: the model on this actor's device; batches of pixels -> L2-normalised features.
+
+    With `decode` (CPU actors) its input is row / part ids and it decodes them itself: one stage, so a pool that
+    holds every CPU cannot starve a separate decode stage. Without (GPU actors) its input is decoded batches.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str, precision: str, threads: int = 1, decode: Decode | None = None):
         import ray
 
+        torch.set_num_threads(max(1, threads))  # the actor's CPUs (Ray reserved them)
         model = ray.get(model) if isinstance(model, ray.ObjectRef) else model
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.precision = precision
+        self.precision, self.decode = precision, decode
 
     @torch.no_grad()
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(batch["pixels"]).to(self.device, non_blocking=True)  # (B, 3, H, W)
-        with autocast(self.device, self.precision):
-            feats = self.model.encode_image(x)  # (B, D)
-        return {"idx": batch["idx"], "features": F.normalize(feats.float(), dim=-1).cpu().numpy(), "error": batch["error"]}
+    def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        for b in self.decode(batch) if self.decode is not None else (batch,):
+            x = torch.from_numpy(b["pixels"]).to(self.device, non_blocking=True)  # (B, 3, H, W)
+            with autocast(self.device, self.precision):
+                feats = self.model.encode_image(x)  # (B, D)
+            yield {"idx": b["idx"], "features": F.normalize(feats.float(), dim=-1).cpu().numpy(), "error": b["error"]}
 
 
-def actor_plan(device: str, actors: int | None = None) -> tuple[str, int]:
-    """(actor device, pool size): GPU actors, one per cluster GPU, when `device` (evaluate.device) allows one and the
-    cluster has GPUs; else CPU actors, one per cluster CPU (Ray Data then fuses the decoding into them). `actors`
-    overrides the size, up to the cluster's GPUs / CPUs (a fixed pool larger than the cluster would wait forever)."""
+def actor_plan(device: str, actors: int | None = None) -> tuple[str, int, int]:
+    """(actor device, pool size, CPUs per actor). GPU actors, one per cluster GPU, when `device` (evaluate.device)
+    allows one and the cluster has GPUs; else CPU actors, one per 4 cluster CPUs, each using its share of the CPUs
+    as torch threads (Ray Data fuses the decoding into them). `actors` sets the size, up to the cluster's GPUs /
+    CPUs (a fixed pool larger than the cluster would wait forever)."""
     import ray
 
     res = ray.cluster_resources()
-    gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 1))
+    gpus, cpus = int(res.get("GPU", 0)), max(1, int(res.get("CPU", 1)))
     if device == "cuda" and not gpus:
         raise ValueError("evaluate.device is cuda but the Ray cluster has no GPU: add GPU nodes or set evaluate.device auto")
     if device != "cpu" and gpus:
-        return "cuda", min(actors or gpus, gpus)
-    return "cpu", min(actors or cpus, cpus)
+        pool = min(actors or gpus, gpus)
+        return "cuda", pool, 1 if cpus > pool else 0  # leave the decode tasks a CPU
+    pool = min(actors or max(1, cpus // 4), cpus)
+    return "cpu", pool, cpus // pool
 
 
 def encode_images_ray(
@@ -113,28 +128,29 @@ def encode_images_ray(
     out = torch.full((n, model.cfg.embed_dim), float("nan"))  # (N, D)
     if n == 0:
         return out
-    where, pool = actor_plan(device, actors)
+    where, pool, threads = actor_plan(device, actors)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
+    # ids (rows, or parts of a streamed source) as blocks in the object store: no read task competing for CPUs
     if isinstance(source, StreamedImages):
         parts = max(1, min(n, len(getattr(source, "shards", ())) or int(ray.cluster_resources().get("CPU", 1))))
-        ds = ray.data.from_numpy(np.array_split(np.arange(parts, dtype=np.int64), parts)).map_batches(
-            _decode_streamed, batch_size=1, fn_kwargs={"data": _StreamedDataset(source, transform), "parts": parts,
-                                                       "size": batch_size})  # fmt: skip
+        ids, per_call = np.array_split(np.arange(parts, dtype=np.int64), parts), 1
+        decode = functools.partial(_decode_streamed, data=_StreamedDataset(source, transform), parts=parts, size=batch_size)
     else:
-        # row ids as blocks in the object store, not a read task (CPU actors may hold every CPU); batch_size rows a block
-        ids = np.array_split(np.arange(n, dtype=np.int64), -(-n // batch_size))
-        ds = ray.data.from_numpy(ids).map_batches(
-            _decode_indexed, batch_size=batch_size, fn_kwargs={"data": _IndexedDataset(source, transform)}
-        )
+        ids, per_call = np.array_split(np.arange(n, dtype=np.int64), -(-n // batch_size)), batch_size
+        decode = functools.partial(_decode_indexed, data=_IndexedDataset(source, transform))
+    ds = ray.data.from_numpy(ids)
+    if where == "cuda":  # decode on CPU tasks, so the GPU actors only run the tower
+        ds, per_call, decode = ds.map_batches(decode, batch_size=per_call), batch_size, None
     on_cpu = model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
+    kwargs = {"model": ray.put(on_cpu), "device": where, "precision": precision, "threads": threads, "decode": decode}
     ds = ds.map_batches(
         ImageTower,
-        batch_size=batch_size,
-        fn_constructor_kwargs={"model": ray.put(on_cpu), "device": where, "precision": precision},
+        batch_size=per_call,
+        fn_constructor_kwargs=kwargs,
         compute=ray.data.ActorPoolStrategy(size=pool),
         num_gpus=1 if where == "cuda" else 0,
-        num_cpus=1,
+        num_cpus=threads,
     )
     seen = torch.zeros(n, dtype=torch.bool)
     for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
