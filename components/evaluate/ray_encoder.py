@@ -20,6 +20,7 @@ import copy
 import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,6 +102,18 @@ def actor_plan(device: str, actors: int | None = None) -> tuple[str, int, int]:
     return "cpu", pool, cpus // pool
 
 
+def _batches(ds: Any, progress: bool) -> Iterator[dict[str, np.ndarray]]:
+    """The dataset's output blocks as numpy batches; Ray Data's progress bars only with `progress`."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    before, ctx.enable_progress_bars = ctx.enable_progress_bars, progress
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+    finally:
+        ctx.enable_progress_bars = before
+
+
 def encode_images_ray(
     model: torch.nn.Module,
     images: Sequence[str] | ImageSource,
@@ -129,8 +142,6 @@ def encode_images_ray(
     if n == 0:
         return out
     where, pool, threads = actor_plan(device, actors)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = progress
     # ids (rows, or parts of a streamed source) as blocks in the object store: no read task competing for CPUs
     if isinstance(source, StreamedImages):
         parts = max(1, min(n, len(getattr(source, "shards", ())) or int(ray.cluster_resources().get("CPU", 1))))
@@ -153,7 +164,7 @@ def encode_images_ray(
         num_cpus=threads,
     )
     seen = torch.zeros(n, dtype=torch.bool)
-    for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+    for b in _batches(ds, progress):
         ok = torch.tensor([not e for e in b["error"]], dtype=torch.bool)
         idx = torch.tensor(b["idx"])
         out[idx[ok]] = torch.tensor(b["features"])[ok]
