@@ -47,6 +47,10 @@ def ray_feature_rows(
     """
     import ray.data
 
+    from components.io import absolute, warn_if_node_local
+
+    shards_dir = absolute(shards_dir)  # the tasks may run in another working directory
+    warn_if_node_local(shards_dir, "the training shards")
     tasks = shard_tasks(meta, pos)
     if not tasks:
         return

@@ -26,8 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from components.io import absolute, warn_if_node_local
+
 from .cache import _IndexedDataset, _StreamedDataset, as_source, autocast, eval_transform
-from .images import ImageSource, StreamedImages
+from .images import FileImages, ImageSource, StreamedImages
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,9 @@ def encode_images_ray(
     import ray.data
 
     source = as_source(images)
+    if isinstance(source, FileImages) and source.locations:  # the actors may run in another working directory
+        source = FileImages([absolute(p) for p in source.locations], source.fingerprint)
+        warn_if_node_local(source.locations[0], f"{desc}: images such as")
     transform = transform or eval_transform(model)
     n = len(source)
     out = torch.full((n, model.cfg.embed_dim), float("nan"))  # (N, D)
