@@ -72,3 +72,23 @@ def test_encode_ray_fills_the_local_cache_entry(tmp_path, local_ray) -> None:
         np.testing.assert_array_equal(np.isnan(ray), np.isnan(local))
         np.testing.assert_allclose(ray, local, atol=1e-5, equal_nan=True)
         assert np.isnan(local).any(axis=1).sum() == (1 if name == "manifest" else 0)
+
+
+def test_actor_plan_gpu_when_allowed_and_present(monkeypatch) -> None:
+    """(device, pool, CPUs per actor) from evaluate.device and the cluster's resources (no Ray needed)."""
+    import ray
+
+    from components.evaluate.ray_encoder import actor_plan
+
+    def plan(res: dict, device: str, actors: int | None = None) -> tuple[str, int, int]:
+        monkeypatch.setattr(ray, "cluster_resources", lambda: res)
+        return actor_plan(device, actors)
+
+    assert plan({"CPU": 16.0, "GPU": 2.0}, "auto") == ("cuda", 2, 1)
+    assert plan({"CPU": 16.0, "GPU": 2.0}, "cuda", actors=5) == ("cuda", 2, 1)  # never more GPU actors than GPUs
+    assert plan({"CPU": 1.0, "GPU": 1.0}, "auto") == ("cuda", 1, 0)  # the decode tasks keep the CPU
+    assert plan({"CPU": 16.0, "GPU": 2.0}, "cpu") == ("cpu", 4, 4)
+    assert plan({"CPU": 8.0}, "auto") == ("cpu", 2, 4)
+    assert plan({"CPU": 2.0}, "auto", actors=2) == ("cpu", 2, 1)
+    with pytest.raises(ValueError, match="no GPU"):
+        plan({"CPU": 8.0}, "cuda")
