@@ -74,18 +74,24 @@ def ingest_sources(params: Params) -> list[str]:
     return list(params.data.ingest.sources) or [f"{raw_data_url(params)}/train"]
 
 
-def run_ingest(params: Params, sources: list[str] | None = None, out: str | None = None) -> StageOutput:
+def run_ingest(
+    params: Params, sources: list[str] | None = None, out: str | None = None, address: str | None = None
+) -> StageOutput:
     """Normalise and re-shard the sources (default: data.ingest.sources or the embedded dataset) into `out` (default
-    OUT/ingest), quarantining bad samples with a reason."""
+    OUT/ingest), quarantining bad samples with a reason. With data.engine=ray the decoding runs on the Ray cluster at
+    `address` / RAY_ADDRESS (else a local Ray), as training does."""
     from components.data.ingest import ingest
 
+    engine = data_engine(params, address)
     out = out or out_path(params, "ingest")
-    r = ingest(sources or ingest_sources(params), out, params.data.ingest)
+    r = ingest(sources or ingest_sources(params), out, params.data.ingest, engine=engine)
     embedded = not sources and not params.data.ingest.sources  # the raw data DVC versions
     write_run_info(out, params.to_dict(), data_url=raw_data_url(params) if embedded else None)
     summary = {"input": r.n_input, "ingested": r.n_ingested, "quarantined": r.n_quarantined, "shards": r.n_shards}
     summary.update({f"quarantined/{k}": v for k, v in r.by_reason.items()})
     summary["samples_per_s"] = round(r.samples_per_s, 1)
+    if r.engine == "ray":
+        summary["ray_nodes"] = r.n_nodes
     return StageOutput(summary=summary, links={"metadata": f"{out}/metadata.parquet", "quarantine": f"{out}/quarantine.parquet"})
 
 
@@ -239,11 +245,12 @@ def run_report(params: Params) -> StageOutput:
 
 def data_engine(params: Params, address: str | None = None) -> str:
     """data.engine; with "ray", Ray is up after this call (`address` / RAY_ADDRESS, else a local Ray): the data stages'
-    Ray Data maps (audit features, evaluation and bias encoding) assume it."""
+    Ray Data maps (ingest, audit features, evaluation and bias encoding) assume it."""
     if params.data.engine == "ray":
         from infra.ray_launcher import ensure_ray
 
-        ensure_ray(address)
+        t = params.train  # a local Ray started here is the one a later train stage in this process joins: size it alike
+        ensure_ray(address, num_cpus=max(os.cpu_count() or 1, t.workers * t.cpus_per_worker))
     return params.data.engine
 
 

@@ -1,4 +1,5 @@
-"""Throughput model for data-parallel CLIP training: samples/s ~= per-worker samples/s x workers x efficiency.
+"""Throughput models: data-parallel CLIP training (samples/s ~= per-worker samples/s x workers x efficiency), and
+ingest on Ray Data (`IngestInputs`: the cluster decodes, one driver writes).
 
 One optimiser step at W workers, each with a local batch B (global batch N = W*B), costs
 
@@ -135,3 +136,66 @@ def zero_model_state_bytes(param_count: int, workers: int, stage: int, precision
     if stage >= 3:
         weights /= workers
     return param_count * (weights + grads + optim)
+
+
+# ----------------------------------------------------------------------------- ingest (data.engine: ray)
+@dataclass(frozen=True)
+class IngestInputs:
+    """Ingest on Ray Data: decoding, checks and hashing on the cluster's cores; re-sharding and the tables in one driver.
+
+    samples/s(nodes) = min(nodes x cores_per_node x per_core_samples_per_s,    the decode/check tasks
+                           driver_samples_per_s,                               the driver's own work per sample
+                           driver_bandwidth / bytes_per_sample,                every normalised sample reaches the driver
+                           write_bandwidth / bytes_per_sample,                 ... and is written by it to OUT
+                           [shared_cores / (1/per_core + 1/driver)])           one machine: workers and driver share cores
+    Reading the sources is left out: each task reads its own shards, so it scales with the nodes (object stores
+    serve many readers at once).
+    """
+
+    per_core_samples_per_s: float  # one Ray task on one core (benchmarks/data_engine.py: "ray, 1 worker CPU")
+    cores_per_node: int
+    driver_samples_per_s: float  # the driver loop fed pre-computed results (benchmarks/data_engine.py: "driver only")
+    bytes_per_sample: float  # normalised tar members (image + caption + json), about the input image size
+    driver_bandwidth_bytes_per_s: float  # the driver's network, receiving results
+    write_bandwidth_bytes_per_s: float  # the driver's writes to OUT (shards dominate)
+    shared_cores: float | None = None  # set when the driver and all workers run on one machine with this many cores
+
+    def __post_init__(self) -> None:
+        for name in ("per_core_samples_per_s", "cores_per_node", "driver_samples_per_s", "bytes_per_sample",
+                     "driver_bandwidth_bytes_per_s", "write_bandwidth_bytes_per_s"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise ValueError(f"IngestInputs.{name} must be > 0, got {getattr(self, name)}")
+        if self.shared_cores is not None and self.shared_cores <= 0:
+            raise ValueError("IngestInputs.shared_cores must be > 0 (or None)")
+
+
+def ingest_limits(inp: IngestInputs, nodes: int) -> dict[str, float]:
+    """samples/s each part of a ray-engine ingest allows at `nodes` nodes; the run goes at the smallest."""
+    if nodes < 1:
+        raise ValueError(f"nodes must be >= 1, got {nodes}")
+    limits = {
+        "workers": nodes * inp.cores_per_node * inp.per_core_samples_per_s,
+        "driver_cpu": inp.driver_samples_per_s,
+        "driver_network": inp.driver_bandwidth_bytes_per_s / inp.bytes_per_sample,
+        "driver_writes": inp.write_bandwidth_bytes_per_s / inp.bytes_per_sample,
+    }
+    if inp.shared_cores is not None:
+        limits["shared_cores"] = inp.shared_cores / (1 / inp.per_core_samples_per_s + 1 / inp.driver_samples_per_s)
+    return limits
+
+
+def predict_ingest_samples_per_s(inp: IngestInputs, nodes: int) -> float:
+    """Ingest samples/s at `nodes` nodes: its tightest limit."""
+    return min(ingest_limits(inp, nodes).values())
+
+
+def ingest_bottleneck(inp: IngestInputs, nodes: int) -> str:
+    """Which limit binds at `nodes` ("workers" while adding nodes still helps)."""
+    limits = ingest_limits(inp, nodes)
+    return min(limits, key=limits.__getitem__)
+
+
+def ingest_nodes_to_saturate(inp: IngestInputs) -> int:
+    """The node count beyond which more nodes no longer speed up ingest (the driver's limits bind)."""
+    driver = min(v for k, v in ingest_limits(inp, 1).items() if k != "workers")
+    return max(1, math.ceil(driver / (inp.cores_per_node * inp.per_core_samples_per_s)))

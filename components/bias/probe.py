@@ -39,8 +39,8 @@ class BiasResult:
 
 def load_groups(ds: EvalDataset, probe: ProbeDefinition) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Attribute -> value per image from the manifest's `group_<attr>` columns, recoded as the probe says."""
-    manifest = Path(ds.root) / "manifest.csv"
-    df = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    manifest = f"{ds.root}/manifest.csv" if ds.format == "manifest" else f"{ds.root} ({ds.format})"
+    df = pd.DataFrame(ds.columns, dtype=object)
     attrs = {}
     for a in probe.attributes:
         col = f"group_{a}"

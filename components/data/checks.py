@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ def check_sample(s: RawSample, cfg: IngestConfig) -> Good | Bad:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return Bad(s.source, s.key, "decompression_bomb", str(e))
     except Exception as e:  # PIL raises many types for broken files
-        msg = f"{type(e).__name__}: {e}"
+        msg = re.sub(r" at 0x[0-9a-fA-F]+", "", f"{type(e).__name__}: {e}")  # no object addresses: reruns compare equal
         return Bad(s.source, s.key, "truncated_image" if "truncat" in msg.lower() else "undecodable_image", msg)
 
 

@@ -8,21 +8,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.data.checks import Bad, Good, RawSample
 from components.data.config import IngestConfig
-from components.data.sources import (
-    expand_sources,
-    iter_manifest_samples,
-    iter_tar_samples,
-    read_upstream_stats,
-    source_id,
-    source_tag,
-)
+from components.data.sources import expand_sources, iter_source_samples, read_upstream_stats, source_id, source_tag
 from components.data.storage import TarShardWriter, atomic_dir, join, url_to_fs, write_bytes
 from components.data.workers import check_all
 
@@ -47,6 +40,8 @@ class IngestResult:
     seconds: float
     data_version: str = ""  # content hash of the ingested rows (key, image sha256, caption), in order
     by_source: dict[str, dict] = field(default_factory=dict)  # source_id -> input/ingested/quarantined/by_reason
+    engine: str = "local"
+    n_nodes: int = 1  # machines that decoded and checked (the ray engine's cluster nodes used)
 
     @property
     def samples_per_s(self) -> float:
@@ -86,10 +81,7 @@ def printable(text: str) -> str:
 def iter_raw(targets: Sequence[tuple[str, str]], cfg: IngestConfig) -> Iterator[RawSample]:
     """All raw samples of all sources, in order, each tagged with its source's key namespace."""
     for kind, url in targets:
-        tag = source_tag(url)
-        for s in iter_tar_samples(url) if kind == "tar" else iter_manifest_samples(url, cfg):
-            s.namespace = tag
-            yield s
+        yield from iter_source_samples(kind, url, source_tag(url), cfg)
 
 
 def _count(by_source: dict[str, dict], r: Good | Bad) -> None:
@@ -102,8 +94,24 @@ def _count(by_source: dict[str, dict], r: Good | Bad) -> None:
         c["ingested"] += 1
 
 
-def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestResult:
-    """Ingest `sources` into `out_dir` (normally OUT/ingest): shards/, metadata.parquet, quarantine.parquet, summary.json."""
+def check_sources(targets: Sequence[tuple[str, str]], cfg: IngestConfig, engine: str, nodes: set[str]) -> Iterator[Good | Bad]:
+    """Every sample of `targets` decoded and checked, in order: by this machine's worker processes (`local`), or by
+    Ray Data tasks on the cluster Ray is connected to (`ray`, see components/data/ray_engine.py)."""
+    if engine == "ray":
+        from components.data.ray_engine import check_on_ray
+
+        return check_on_ray(targets, cfg, nodes)
+    if engine != "local":
+        raise ValueError(f"ingest engine {engine!r}: must be 'local' or 'ray'")
+    return check_all(iter_raw(targets, cfg), cfg)
+
+
+def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig, engine: Literal["local", "ray"] = "local") -> IngestResult:
+    """Ingest `sources` into `out_dir` (normally OUT/ingest): shards/, metadata.parquet, quarantine.parquet, summary.json.
+
+    The decoding and checks run on `engine`; everything order-dependent (duplicate keys, re-sharding, the tables,
+    the counts) runs here, in this process, on results in source order: both engines write the same files.
+    """
     from components.data.report import print_summary, progress_bar
 
     t0 = time.perf_counter()
@@ -114,6 +122,7 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
     by_source: dict[str, dict] = {}
     version = hashlib.sha256()
     n_ok = 0
+    nodes: set[str] = set()
     with atomic_dir(out_dir) as tmp:
         shards = TarShardWriter(join(tmp, "shards"), cfg.samples_per_shard)
         meta = ParquetRowWriter(join(tmp, "metadata.parquet"), META_SCHEMA)
@@ -121,7 +130,7 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
         n_tars = sum(k == "tar" for k, _ in targets)
         total = upstream["count"] if upstream["n_stats_files"] == n_tars == len(targets) else None  # known only from stats
         with progress_bar(cfg.progress, total) as advance:
-            for r in check_all(iter_raw(targets, cfg), cfg):
+            for r in check_sources(targets, cfg, engine, nodes):
                 if isinstance(r, Good) and r.key in seen:
                     r = Bad(r.source, r.info["source_key"], "duplicate_key", "key already ingested from this source")
                 _count(by_source, r)
@@ -149,10 +158,12 @@ def ingest(sources: Sequence[str], out_dir: str, cfg: IngestConfig) -> IngestRes
             "seconds": round(seconds, 3), "samples_per_s": round((n_ok + n_bad) / max(seconds, 1e-9), 1),
             "phash": "DCT-II of 32x32 grey, 8x8 low band > median; imagehash.phash-compatible, computed with scipy",
             "config": asdict(cfg),
+            "engine": engine, "n_nodes": len(nodes) or 1,
             "by_source": by_source,
         }  # fmt: skip
         write_bytes(join(tmp, "summary.json"), json.dumps(summary, indent=2).encode())
-    result = IngestResult(out_dir, n_ok + n_bad, n_ok, n_bad, dict(by_reason), shards.shard + 1, seconds, data_version, by_source)
+    result = IngestResult(out_dir, n_ok + n_bad, n_ok, n_bad, dict(by_reason), shards.shard + 1, seconds, data_version,
+                          by_source, engine, len(nodes) or 1)  # fmt: skip
     if cfg.progress:
         print_summary(result, upstream)
     return result

@@ -182,6 +182,14 @@ def _manifest_sample(url: str, fs: object, base: str, key: str, image: object, c
     return s
 
 
+def iter_source_samples(kind: str, url: str, tag: str, cfg: IngestConfig) -> Iterator[RawSample]:
+    """The raw samples of one source file ("tar" or "manifest"), tagged with the key namespace `tag` (`source_tag`,
+    computed where the paths are named: a worker elsewhere has another working directory)."""
+    for s in iter_tar_samples(url) if kind == "tar" else iter_manifest_samples(url, cfg):
+        s.namespace = tag
+        yield s
+
+
 def read_upstream_stats(tar_urls: Sequence[str]) -> dict:
     """Sum img2dataset `*_stats.json` files found beside the shards (absent stats are fine)."""
     total = {"n_stats_files": 0, "count": 0, "successes": 0, "failed": 0}

@@ -37,13 +37,8 @@ def batches(samples: Iterator[RawSample], n: int, max_bytes: int = BATCH_BYTES) 
 def check_all(samples: Iterator[RawSample], cfg: IngestConfig, check: CheckFn = check_batch) -> Iterator[Good | Bad]:
     """Results in input order; at most `max_in_flight` batches (each <= `batch_size` samples, ~32 MiB) are queued."""
     if cfg.num_workers == 0:
-        old_limit = Image.MAX_IMAGE_PIXELS  # PIL limits are process-global: restore the caller's afterwards
-        try:
-            with warnings.catch_warnings():
-                for b in batches(samples, cfg.batch_size):
-                    yield from check(b, cfg)
-        finally:
-            Image.MAX_IMAGE_PIXELS = old_limit
+        for results in check_inline(samples, cfg, check):
+            yield from results
         return
     pool = _Pool(cfg, check)
     pending: deque[list] = deque()  # [batch, future]
@@ -56,6 +51,17 @@ def check_all(samples: Iterator[RawSample], cfg: IngestConfig, check: CheckFn = 
             yield from pool.result(*pending.popleft(), pending)
     finally:
         pool.close()
+
+
+def check_inline(samples: Iterator[RawSample], cfg: IngestConfig, check: CheckFn = check_batch) -> Iterator[list[Good | Bad]]:
+    """The checks in this process, one result list per batch (`num_workers: 0`, and each Ray Data task of the ray engine)."""
+    old_limit = Image.MAX_IMAGE_PIXELS  # PIL limits are process-global: restore the caller's afterwards
+    try:
+        with warnings.catch_warnings():
+            for b in batches(samples, cfg.batch_size):
+                yield check(b, cfg)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
 
 
 class _Pool:

@@ -57,6 +57,9 @@ class EvalDataset:
     format: str = "manifest"
     n_corrupt: int = 0  # images dropped because they could not be decoded
     refs: list[str] | None = None  # the manifest's own `image` values (before resolving), source order
+    # every manifest column as text ("" where empty), source order: what probes read beyond the known columns
+    # (`group_<attr>` for bias probes, any column a probe's `true_label` format names); {} for other formats
+    columns: dict[str, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -177,6 +180,7 @@ def load_eval_dataset(root: str | Path, default_templates: Sequence[str] | None 
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
         fingerprint=hashlib.sha256(raw).hexdigest(),
         refs=refs,
+        columns=pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False).to_dict("list"),  # as written
     )
 
 

@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = dsub.add_parser("ingest", help="ingest shards/manifests into OUT/ingest (quarantining bad samples)")
     s.add_argument("--source", action="append", help="shards dir/tar/brace pattern/glob/manifest, any fsspec URL (repeatable)")
     s.add_argument("--out", help="output dir (default: OUT/ingest)")
+    s.add_argument(
+        "--address", default=None, help="with data.engine=ray: existing Ray cluster (host:port, ray://host:10001 or auto); "
+        "default RAY_ADDRESS or a local Ray"
+    )  # fmt: skip
     s.set_defaults(func=_ingest)
     s = dsub.add_parser("validate", help="great-expectations suite over OUT/ingest; exit 1 when a blocking expectation fails")
     s.add_argument("--ingest-dir", help="ingest output to validate (default: OUT/ingest)")
@@ -47,7 +51,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, args.overrides)
     try:
-        out = run_ingest(params, sources=args.source, out=args.out)  # what `stage ingest` runs
+        out = run_ingest(params, sources=args.source, out=args.out, address=args.address)  # what `stage ingest` runs
     except ValueError as e:  # a source that matches nothing: the user fixes the path
         print(f"clip-pipeline data ingest: {e}", file=sys.stderr)
         return 2

@@ -66,3 +66,27 @@ def test_zero_memory_by_stage() -> None:
     assert zero_model_state_bytes(p, 8, 2) == (2 + (2 + 12) / 8) * p
     assert zero_model_state_bytes(p, 8, 3) == 16 / 8 * p
     assert zero_model_state_bytes(p, 4, 3, "fp32") == 16 / 4 * p
+
+
+def test_ingest_model_by_hand() -> None:
+    from infra.cost_model import (
+        IngestInputs,
+        ingest_bottleneck,
+        ingest_limits,
+        ingest_nodes_to_saturate,
+        predict_ingest_samples_per_s,
+    )
+
+    # 100 samples/s per core, 8 cores per node; the driver: 5,000 samples/s of CPU, 4 MB/s in, 3 MB/s out; 1 KB/sample
+    inp = IngestInputs(per_core_samples_per_s=100, cores_per_node=8, driver_samples_per_s=5000, bytes_per_sample=1000,
+                       driver_bandwidth_bytes_per_s=4e6, write_bandwidth_bytes_per_s=3e6)  # fmt: skip
+    assert ingest_limits(inp, 2) == {"workers": 1600, "driver_cpu": 5000, "driver_network": 4000, "driver_writes": 3000}
+    assert predict_ingest_samples_per_s(inp, 2) == 1600 and ingest_bottleneck(inp, 2) == "workers"
+    assert predict_ingest_samples_per_s(inp, 4) == 3000 and ingest_bottleneck(inp, 4) == "driver_writes"
+    assert ingest_nodes_to_saturate(inp) == 4  # 3000 / 800 per node, rounded up
+    # one machine, 2 cores shared by the driver and the workers: 2 / (1/100 + 1/5000) = 196.08 samples/s
+    one = IngestInputs(100, 2, 5000, 1000, 4e6, 3e6, shared_cores=2)
+    assert predict_ingest_samples_per_s(one, 1) == pytest.approx(2 / (0.01 + 0.0002))
+    assert ingest_bottleneck(one, 1) == "shared_cores"
+    with pytest.raises(ValueError, match="cores_per_node"):
+        IngestInputs(100, 0, 5000, 1000, 4e6, 3e6)

@@ -226,3 +226,17 @@ def test_cifar_batches_that_would_build_objects_are_refused(formats, tmp_path, t
     batch.write_bytes(pickle.dumps(entry))
     with pytest.raises(ValueError, match=r"refused builtins.print: a CIFAR batch file holds only numpy arrays"):
         load_dataset_spec(f"torchvision:CIFAR10:{root}")
+
+
+def test_manifest_columns_are_kept_as_written(tmp_path) -> None:
+    """Probes read group columns from the one manifest reader: text as written, empty cells as "" (not NaN, not 1.0)."""
+    from PIL import Image
+
+    from components.evaluate.dataset import load_eval_dataset
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "manifest.csv").write_text("image,label,group_age\na.png,0,07\na.png,0,\n")
+    (tmp_path / "classnames.txt").write_text("thing\n")
+    ds = load_eval_dataset(tmp_path)
+    assert ds.columns == {"image": ["a.png", "a.png"], "label": ["0", "0"], "group_age": ["07", ""]}
+    assert ds.labels.tolist() == [0, 0]
