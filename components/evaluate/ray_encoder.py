@@ -80,7 +80,8 @@ class ImageTower:
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         for b in self.decode(batch) if self.decode is not None else (batch,):
-            x = torch.from_numpy(b["pixels"]).to(self.device, non_blocking=True)  # (B, 3, H, W)
+            pixels = np.require(b["pixels"], requirements="W")  # Ray Data's zero-copy batches are read-only
+            x = torch.from_numpy(pixels).to(self.device, non_blocking=True)  # (B, 3, H, W)
             with autocast(self.device, self.precision):
                 feats = self.model.encode_image(x)  # (B, D)
             yield {"idx": b["idx"], "features": F.normalize(feats.float(), dim=-1).cpu().numpy(), "error": b["error"]}
