@@ -44,6 +44,20 @@ def absolute(location: str) -> str:
     return location if is_url(location) else os.path.abspath(location)
 
 
+def warn_if_node_local(location: str, what: str) -> None:
+    """On a Ray cluster of several nodes, warn that a local path must be readable at the same path on every node."""
+    import logging
+
+    import ray
+
+    if not is_remote(location) and sum(1 for n in ray.nodes() if n.get("Alive")) > 1:
+        logging.getLogger(__name__).warning(
+            "%s %s is a local path: every Ray node must see it there (shared filesystem), or use an s3://-style URL",
+            what,
+            location,
+        )
+
+
 def is_absolute_ref(ref: str) -> bool:
     """A manifest's image reference that stands on its own (a URL or an absolute path), not relative to the manifest."""
     return is_url(ref) or ref.startswith("/")

@@ -82,13 +82,9 @@ def run_ingest(
     `address` / RAY_ADDRESS (else a local Ray), as training does."""
     from components.data.ingest import ingest
 
-    if params.data.engine == "ray":
-        from infra.ray_launcher import ensure_ray
-
-        t = params.train  # a local Ray started here is the one a later train stage in this process joins: size it alike
-        ensure_ray(address, num_cpus=max(os.cpu_count() or 1, t.workers * t.cpus_per_worker))
+    engine = data_engine(params, address)
     out = out or out_path(params, "ingest")
-    r = ingest(sources or ingest_sources(params), out, params.data.ingest, engine=params.data.engine)
+    r = ingest(sources or ingest_sources(params), out, params.data.ingest, engine=engine)
     embedded = not sources and not params.data.ingest.sources  # the raw data DVC versions
     write_run_info(out, params.to_dict(), data_url=raw_data_url(params) if embedded else None)
     summary = {"input": r.n_input, "ingested": r.n_ingested, "quarantined": r.n_quarantined, "shards": r.n_shards}
@@ -168,7 +164,7 @@ def run_train(params: Params, address: str | None = None) -> StageOutput:
 def run_evaluate(params: Params) -> StageOutput:
     """Zero-shot, retrieval, linear probe and robustness on every eval set, one encode pass each."""
     out = out_path(params, "evaluate")
-    r = evaluate_at(out_path(params, "train", "model"), eval_root(params), out, params.evaluate)
+    r = evaluate_at(out_path(params, "train", "model"), eval_root(params), out, params.evaluate, engine=data_engine(params))
     summary = {k: round(v, 4) for k, v in r.metrics.items() if k.endswith(("/acc1", "recall@1", "/lp_acc1"))}
     summary.update({"encoded_sets": r.encoded, "cached_sets": r.cached})
     summary.update(evaluate_transfer(params, r.metrics))
@@ -191,16 +187,23 @@ def evaluate_transfer(params: Params, finetuned: dict[str, float]) -> dict[str, 
         a, b = (stack.enter_context(local_model_dir(u)) for u in (initial, out_path(params, "train", "model")))
         wise = interpolate(a, b, alpha, f"{stack.enter_context(tempfile.TemporaryDirectory())}/model")
         for name, model in (("initial", initial), ("wise_ft", wise)):
-            metrics[name] = evaluate_at(model, eval_root(params), f"{out}/{name}", cfg).metrics
+            metrics[name] = evaluate_at(model, eval_root(params), f"{out}/{name}", cfg, engine=data_engine(params)).metrics
     return transfer_table(initial, alpha, metrics, out).summary()
 
 
 def evaluate_at(
-    model_dir: str, eval_dir: str, out: str, cfg: Any, model_config: str | None = None, tokenizer: str | None = None
+    model_dir: str,
+    eval_dir: str,
+    out: str,
+    cfg: Any,
+    model_config: str | None = None,
+    tokenizer: str | None = None,
+    engine: str = "local",
 ) -> Any:
     """`evaluate_model` on any fsspec URLs: remote inputs are read from local copies, the output published whole.
 
     `model_dir` may be any model input clip_core reads (open_clip/OpenAI files, hub dirs): see `local_model_dir`.
+    `engine`: `data_engine(params)` (ray: the images are encoded on Ray Data actors).
     """
     import dataclasses
 
@@ -214,7 +217,7 @@ def evaluate_at(
         local_out = stack.enter_context(local_output(out, keep=("cache",) if not cache else ()))
         if is_remote(cache):  # an explicit remote cache: a working copy, written back after the run
             cfg = dataclasses.replace(cfg, cache_dir=stack.enter_context(local_output(cache, keep=("",))))
-        return evaluate_model(model, evals, local_out, cfg)
+        return evaluate_model(model, evals, local_out, cfg, engine)
 
 
 def run_bias(params: Params) -> StageOutput:
@@ -234,7 +237,7 @@ def run_bias(params: Params) -> StageOutput:
         local_out = stack.enter_context(local_output(out))
         if is_remote(cache):  # a read-only working copy: the evaluation's image features, so nothing is re-encoded
             cache = stack.enter_context(_optional_input(cache))
-        r = run_bias_probe(model, data, local_out, cfg, cache_dir=cache)
+        r = run_bias_probe(model, data, local_out, cfg, cache_dir=cache, engine=data_engine(params))
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.summary.items() if "/" not in k or k.count("/") <= 1}
     summary["findings"] = " ".join(r.findings)
     links = {"bias report": f"{out}/bias.html", "bias json": f"{out}/bias.json", "summary": f"{out}/summary.json"}
@@ -266,6 +269,17 @@ def run_report(params: Params) -> StageOutput:
     )
 
 
+def data_engine(params: Params, address: str | None = None) -> str:
+    """data.engine; with "ray", Ray is up after this call (`address` / RAY_ADDRESS, else a local Ray): the data stages'
+    Ray Data maps (ingest, audit features, evaluation and bias encoding) assume it."""
+    if params.data.engine == "ray":
+        from infra.ray_launcher import ensure_ray
+
+        t = params.train  # a local Ray started here is the one a later train stage in this process joins: size it alike
+        ensure_ray(address, num_cpus=max(os.cpu_count() or 1, t.workers * t.cpus_per_worker))
+    return params.data.engine
+
+
 def eval_root(params: Params) -> str:
     """Where plain eval-set names resolve: `data.raw_root/eval` (other sets come as `evaluate.datasets` specs)."""
     return f"{raw_data_url(params)}/eval"
@@ -295,7 +309,7 @@ def run_audit(params: Params, steps: tuple[str, ...] = ("overlap",)) -> StageOut
     names = params.evaluate.datasets
     include = [n for n in names if isinstance(n, str)] if names else None  # `{name: spec}` sets are not audited
     r = audit(out_path(params, "ingest"), eval_root(params), out_path(params, "evaluate", "results"), out, params.audit,
-              steps, include)  # fmt: skip
+              steps, include, data_engine(params))  # fmt: skip
     write_run_info(out, params.to_dict())
     summary = {"line": r.line, **r.summary} if r.line is not None else r.summary
     return StageOutput(summary=summary, links=r.files, gate=Gate(r.passed, r.reason))

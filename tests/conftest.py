@@ -33,3 +33,32 @@ def gpu_device():
     import torch
 
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """A 2-CPU local Ray (token auth, as `ensure_ray` starts it) for the tests of one module; shut down after them.
+
+    Module scope, not session: other modules start Rays of other sizes (the training tests need 4 CPUs)."""
+    import ray
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    from infra.ray_launcher import ensure_ray
+
+    if ray.is_initialized():  # started by someone else: use it, leave it running
+        yield
+        return
+    token = tmp_path_factory.mktemp("ray-token") / "auth_token"  # not the user's ~/.ray/auth_token
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLIP_RAY_TMPDIR", str(tmp_path_factory.mktemp("ray")))
+        mp.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+        mp.delenv("RAY_AUTH_MODE", raising=False)
+        mp.delenv("RAY_AUTH_TOKEN", raising=False)
+        mp.delenv("RAY_ADDRESS", raising=False)
+        ensure_ray(num_cpus=2)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+            mp.delenv("RAY_AUTH_MODE", raising=False)  # Ray set it for this process
+    reset_auth_token_state()

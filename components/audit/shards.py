@@ -36,11 +36,14 @@ def image_features(img: Image.Image, size: int = THUMB) -> tuple[np.ndarray, np.
     return descriptor(img), thumbnail(img, size)
 
 
-def shard_features(shards_dir: str, meta: pd.DataFrame, size: int = THUMB) -> tuple[np.ndarray, np.ndarray]:
+def shard_features(
+    shards_dir: str, meta: pd.DataFrame, size: int = THUMB, engine: str = "local"
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode every training image once: (descriptors (N, D) float32, thumbnails (N, T, T, 3) uint8), `meta` order.
 
     Descriptors feed the k-NN candidate search (`use_embeddings`), thumbnails the aligned check (`verify`; `size`:
-    verify.thumb_size of `audit.verify_method`).
+    verify.thumb_size of `audit.verify_method`). `engine` "ray" (data.engine): `image_features` runs as a Ray Data
+    map, one task per shard, across the cluster (ray_features.py; Ray must be up); the arrays are the same.
     A metadata row whose image is not in its shard raises (the shards and metadata.parquet disagree).
     """
     keys = meta["key"].astype(str).tolist()
@@ -48,8 +51,14 @@ def shard_features(shards_dir: str, meta: pd.DataFrame, size: int = THUMB) -> tu
     vecs = np.zeros((len(keys), 192), np.float32)
     thumbs = np.zeros((len(keys), size, size, 3), np.uint8)
     seen = np.zeros(len(keys), bool)
-    for key, img in _shard_images(shards_dir, meta, set(keys)):
-        (vecs[pos[key]], thumbs[pos[key]]), seen[pos[key]] = image_features(img, size), True
+    if engine == "ray":
+        from .ray_features import ray_feature_rows
+
+        for at, v, t in ray_feature_rows(shards_dir, meta, pos, size):  # (B,), (B, D), (B, T, T, 3)
+            vecs[at], thumbs[at], seen[at] = v, t, True
+    else:
+        for key, img in _shard_images(shards_dir, meta, set(keys)):
+            (vecs[pos[key]], thumbs[pos[key]]), seen[pos[key]] = image_features(img, size), True
     if not seen.all():
         missing = [keys[i] for i in np.flatnonzero(~seen)[:5]]
         raise ValueError(f"{shards_dir}: {int((~seen).sum())} images of metadata.parquet not in their shards "

@@ -40,16 +40,18 @@ def run_audit(
     cfg: AuditConfig,
     steps: Sequence[str] = ("overlap",),
     include: Sequence[str] | None = None,
+    engine: str = "local",
 ) -> AuditResult:
     """Dedup (`"dedup"` in steps) and/or overlap (`"overlap"`) over `ingest_dir` (metadata.parquet + shards/);
     writes `out`/{dedup,overlap,summary}.json. The overlap step reads the eval sets under `eval_root` (only those in
     `include`, when given) and the evaluation's per-sample zero-shot results under `predictions_root`. Without the
-    dedup step, an earlier dedup.json in `out` is folded into the summary."""
+    dedup step, an earlier dedup.json in `out` is folded into the summary. `engine` "ray" (data.engine) computes the
+    image features on Ray Data (Ray must be up); the candidate search and verification stay in this process."""
     with fsspec.open(f"{ingest_dir}/metadata.parquet", "rb") as f:
         meta = pd.read_parquet(f)
     shards = f"{ingest_dir}/shards"
     need = cfg.use_embeddings or cfg.verify
-    descriptors, thumbs = shard_features(shards, meta, thumb_size(cfg.verify_method)) if need else (None, None)
+    descriptors, thumbs = shard_features(shards, meta, thumb_size(cfg.verify_method), engine) if need else (None, None)
     summary: dict[str, Any] = {}
     files: dict[str, str] = {}
     dup_rate, rows, line = None, [], None

@@ -15,7 +15,7 @@ import torch
 
 from components.evaluate.cache import EmbeddingCache, cached_image_features, cached_text_features, file_sha256, valid_rows
 from components.evaluate.dataset import EvalDataset, load_eval_dataset, stratified_split
-from components.evaluate.suite import load_model_dir, resolve_device
+from components.evaluate.suite import image_encoder, load_model_dir, resolve_device
 from components.evaluate.zeroshot import classifier_from_prompt_features, prompts, zeroshot_logits
 from components.io import json_safe, write_atomic
 
@@ -96,9 +96,16 @@ def linear_probe_quantity(feats: np.ndarray, true: list[str | None], cfg: BiasCo
 
 
 def run_bias_probe(
-    model_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path, cfg: BiasConfig, cache_dir: str | Path
+    model_dir: str | Path,
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    cfg: BiasConfig,
+    cache_dir: str | Path,
+    engine: str = "local",
 ) -> BiasResult:
-    """Classify every image under each label set, analyse per group, write OUT/bias/{bias,summary}.json, HTML, plots."""
+    """Classify every image under each label set, analyse per group, write OUT/bias/{bias,summary}.json, HTML, plots.
+
+    `engine` "ray" (data.engine): the images are encoded on Ray Data actors, into the same cache (Ray must be up)."""
     out_dir = Path(out_dir)
     probe = load_probe(cfg.probe)
     ds = load_eval_dataset(dataset_dir)
@@ -108,8 +115,9 @@ def run_bias_probe(
 
     model, tokenizer, sha = load_model_dir(model_dir, resolve_device(cfg.device))
     cache = EmbeddingCache(cache_dir)
+    encode = image_encoder(engine, cfg.device)
     feats = cached_image_features(
-        cache, model, sha, ds.name, ds.images, "all", ds.manifest_sha256, cfg.batch_size, 0, cfg.precision, cfg.progress
+        cache, model, sha, ds.name, ds.images, "all", ds.manifest_sha256, cfg.batch_size, 0, cfg.precision, cfg.progress, encode
     )  # (N, D): the evaluation's features when it ran with the same precision
     bad = [ds.images[i] for i in np.flatnonzero(~valid_rows(feats))]
     if bad:  # group statistics over a silently smaller set would mislead: fix or drop the rows first

@@ -58,7 +58,10 @@ class _StreamedDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, int, str]]:
         info = get_worker_info()
-        worker, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        return self.rows(*((info.id, info.num_workers) if info is not None else (0, 1)))
+
+    def rows(self, worker: int, n: int) -> Iterator[tuple[torch.Tensor, int, str]]:
+        """Worker `worker` of `n`'s share (also what each Ray Data task reads, ray_encoder.py)."""
         for i, data in self.source.stream(worker, n):
             try:
                 if isinstance(data, Exception):

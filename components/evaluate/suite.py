@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,8 +252,22 @@ def _run_robustness(run: _Run, datasets: list[EvalDataset], feats: dict[str, np.
         run.record(base, "robustness", flat, shifts=rows)
 
 
-def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | Path, cfg: EvaluateConfig) -> EvaluateResult:
-    """Run the whole suite for one model directory over every eval set under `eval_root`; write under `out_dir`."""
+def image_encoder(engine: str, device: str) -> Callable[..., torch.Tensor]:
+    """The image encoder of `cached_image_features`: this process (data.engine local) or Ray Data actors (ray)."""
+    if engine == "ray":
+        from .ray_encoder import encode_images_ray
+
+        return functools.partial(encode_images_ray, device=device)
+    return encode_images
+
+
+def evaluate_model(
+    model_dir: str | Path, eval_root: str | Path, out_dir: str | Path, cfg: EvaluateConfig, engine: str = "local"
+) -> EvaluateResult:
+    """Run the whole suite for one model directory over every eval set under `eval_root`; write under `out_dir`.
+
+    `engine` "ray" (data.engine) encodes the images on Ray Data actors (ray_encoder.py; Ray must be up), into the same
+    embedding cache; texts and the tasks run here."""
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -281,6 +297,7 @@ def evaluate_model(model_dir: str | Path, eval_root: str | Path, out_dir: str | 
             cfg.num_workers,
             cfg.precision,
             cfg.progress,
+            image_encoder(engine, cfg.device),
         )
         ok = valid_rows(f)
         datasets[i] = ds = ds.without(np.flatnonzero(~ok)) if not ok.all() else ds

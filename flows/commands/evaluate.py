@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from flows.params import load_params
-    from flows.stages import eval_root, evaluate_at, out_path
+    from flows.stages import data_engine, eval_root, evaluate_at, out_path
 
     params = load_params(args.params, args.overrides)
     cfg = params.evaluate
@@ -45,6 +45,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         cfg,
         model_config=args.model_config,
         tokenizer=args.tokenizer,
+        engine=data_engine(params),
     )
     print(result.table_markdown)
     print(f"\nencoded {result.encoded} eval set(s), {result.cached} from cache; results in {result.out_dir}")

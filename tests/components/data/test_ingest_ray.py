@@ -10,32 +10,6 @@ from components.data.ingest import ingest
 from tests.components.data.ingest_outputs import CFG, assert_same_ingest, write_mixed_sources
 
 
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    """A 2-CPU local Ray started as `ensure_ray` starts one (token auth, token file in a temp dir), shut down after."""
-    import ray
-    from ray._private.authentication_test_utils import reset_auth_token_state
-
-    from infra.ray_launcher import ensure_ray
-
-    if ray.is_initialized():
-        yield
-        return
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLIP_RAY_TMPDIR", str(tmp_path_factory.mktemp("ray")))
-        mp.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path_factory.mktemp("ray-token") / "auth_token"))
-        mp.delenv("RAY_AUTH_MODE", raising=False)
-        mp.delenv("RAY_AUTH_TOKEN", raising=False)
-        mp.delenv("RAY_ADDRESS", raising=False)
-        ensure_ray(num_cpus=2)
-        try:
-            yield
-        finally:
-            ray.shutdown()
-            mp.delenv("RAY_AUTH_MODE", raising=False)  # Ray set it for this process
-    reset_auth_token_state()
-
-
 def test_ray_engine_writes_what_the_local_engine_writes(local_ray, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # relative sources: Ray's workers must read them from this directory too
     sources = write_mixed_sources(tmp_path)

@@ -19,7 +19,7 @@ from flows.stages import evaluate_transfer
 def _params(tmp: Path, alpha: float) -> SimpleNamespace:
     cfg = EvaluateConfig(progress=False, batch_size=16, wise_ft_alpha=alpha)
     return SimpleNamespace(evaluate=cfg, pipeline=SimpleNamespace(out_root=str(tmp / "out")),
-                           data=SimpleNamespace(raw_root=str(tmp / "raw")))  # fmt: skip
+                           data=SimpleNamespace(raw_root=str(tmp / "raw"), engine="local"))  # fmt: skip
 
 
 def test_transfer_rows_have_known_answers(tmp_path: Path, model_factory, make_classification_dir) -> None:
