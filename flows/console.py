@@ -79,17 +79,31 @@ def setup(out_root: str, level: str = "warning") -> str:
     return url
 
 
-def quiet_ray() -> None:
+# "token authentication is enabled" (our default for a local Ray, README "Security defaults") and "progress bars
+# disabled" (ingest shows its own bar instead of Ray Data's)
+_RAY_NOTICES = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
+
+
+def quiet_ray(data: bool = False) -> None:
     """Ray's driver-side logger writes to stderr itself; in a quiet run its records go the root logger's way instead
     (the file; warnings also to the console). Ray's own handler is muted, not removed: ray.init re-formats it."""
     if _state.get("handler") is None or _state.get("verbose"):
         return
-    import ray  # noqa: F401  (configures the "ray" logger)
+    import ray  # configures the "ray" logger
 
-    ray_log = logging.getLogger("ray")
-    for h in ray_log.handlers:
-        h.setLevel(logging.CRITICAL + 1)
-    ray_log.propagate = True
+    if data:
+        import ray.data  # noqa: F401  (configures the "ray.data" logger, with a stderr handler of its own)
+
+    for name in ("ray", "ray.data"):  # Ray Data keeps its own stderr handler (and a file one, left as it is)
+        log = logging.getLogger(name)
+        for h in log.handlers:
+            if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stderr, sys.stdout):
+                h.setLevel(logging.CRITICAL + 1)
+        log.propagate = True
+    for name in _RAY_NOTICES:  # warnings that tell a quiet run nothing it must act on: the file only
+        log = logging.getLogger(name)
+        log.handlers[:] = [_state["handler"]]
+        log.propagate = False
 
 
 def finish() -> None:

@@ -121,11 +121,7 @@ def run_filter(params: Params, address: str | None = None) -> StageOutput:
     if not cfg.enabled:
         write_disabled(out)
         return StageOutput(summary={"skipped": "filter.enabled is false: training reads every ingested pair"})
-    if params.data.engine == "ray":
-        from infra.ray_launcher import ensure_ray
-
-        t = params.train  # as in run_ingest: a local Ray started here is the one a later train stage joins
-        ensure_ray(address, num_cpus=max(os.cpu_count() or 1, t.workers * t.cpus_per_worker))
+    data_engine(params, address)
     with local_model_dir(cfg.teacher, cfg.teacher_config or None) as teacher:  # remote or foreign models: a local copy
         r = filter_pairs(out_path(params, "ingest"), out, cfg, teacher, params.data.engine)
     write_run_info(out, params.to_dict())
@@ -273,8 +269,10 @@ def data_engine(params: Params, address: str | None = None) -> str:
     """data.engine; with "ray", Ray is up after this call (`address` / RAY_ADDRESS, else a local Ray): the data stages'
     Ray Data maps (ingest, audit features, evaluation and bias encoding) assume it."""
     if params.data.engine == "ray":
+        from flows import console
         from infra.ray_launcher import ensure_ray
 
+        console.quiet_ray(data=True)  # a quiet run: Ray's and Ray Data's INFO lines go to the log file, as Ray Train's do
         t = params.train  # a local Ray started here is the one a later train stage in this process joins: size it alike
         ensure_ray(address, num_cpus=max(os.cpu_count() or 1, t.workers * t.cpus_per_worker))
     return params.data.engine

@@ -11,7 +11,7 @@ import tempfile
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `run`, `demo`, `serve` and `stage`."""
     p = sub.add_parser("run", help="run the Prefect flow clip-pipeline in this process")
-    p.add_argument("--stages", nargs="+", help="only these stages, in this order")
+    p.add_argument("--stages", nargs="+", help="only these stages, in this order (space- or comma-separated)")
     p.add_argument("--only-if-data-changed", action="store_true", help="the scheduled-retraining mode")
     _verbose_flag(p)
     p.set_defaults(func=_run)
@@ -56,6 +56,15 @@ def _quiet_services() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.stages:  # `--stages ingest validate` or `--stages ingest,validate`; a typo fails here, before anything starts
+        from flows.pipeline import OPTIONAL_STAGES, STAGE_ORDER
+
+        args.stages = [s for a in args.stages for s in a.split(",") if s]
+        unknown = [s for s in args.stages if s not in STAGE_ORDER + OPTIONAL_STAGES]
+        if unknown:
+            print(f"clip-pipeline run: unknown stage(s) {unknown}; stages: {', '.join(STAGE_ORDER + OPTIONAL_STAGES)}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     _console_setup(args)
     from flows.pipeline import clip_pipeline
 
