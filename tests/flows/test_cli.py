@@ -73,3 +73,11 @@ def test_models_import_export_round_trip(tmp_path, capsys) -> None:
 def test_models_import_errors_name_the_file(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nothing\.pt: not found"):
         main(["models", "import", str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "d")])
+
+
+def test_run_rejects_an_unknown_stage_before_starting(capsys, monkeypatch) -> None:
+    import flows.commands.pipeline as cmd
+
+    monkeypatch.setattr(cmd, "_console_setup", lambda args: pytest.fail("started despite a typo"))
+    assert main(["run", "--stages", "ingest,valdate"]) == 2
+    assert "unknown stage(s) ['valdate']" in capsys.readouterr().err
