@@ -49,6 +49,7 @@ def local_ray(tmp_path_factory):
         yield
         return
     token = tmp_path_factory.mktemp("ray-token") / "auth_token"  # not the user's ~/.ray/auth_token
+    reset_auth_token_state()  # a token cached by an earlier Ray of this process would be refused by this one
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLIP_RAY_TMPDIR", str(tmp_path_factory.mktemp("ray")))
         mp.setenv("RAY_AUTH_TOKEN_PATH", str(token))

@@ -130,22 +130,15 @@ def test_training_reads_only_the_kept_keys(local_run, teacher_dir, monkeypatch, 
 
 
 @pytest.mark.smoke
-def test_ray_scores_equal_local(local_run, teacher_dir, tmp_path_factory) -> None:
+def test_ray_scores_equal_local(local_run, teacher_dir, tmp_path_factory, local_ray) -> None:
     """data.engine ray: Ray Data map_batches over an actor pool (a local Ray here) gives the local path's scores."""
-    import ray
-
     from flows.stages import run_filter
 
     out, _, local = local_run
     ray_out = tmp_path_factory.mktemp("ray-out")
     (ray_out / "ingest").symlink_to(out / "ingest")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("r")), log_to_driver=False)
-    try:  # 2 actors on 2 CPUs: one is left to the shard readers (else the pool would starve them forever)
-        summary = run_filter(
-            _params(ray_out, teacher_dir, "data.engine=ray", "filter.ray_actors=2", "filter.batch_size=8")
-        ).summary
-    finally:
-        ray.shutdown()
+    # 2 actors on 2 CPUs: one is left to the shard readers (else the pool would starve them forever)
+    summary = run_filter(_params(ray_out, teacher_dir, "data.engine=ray", "filter.ray_actors=2", "filter.batch_size=8")).summary
     assert summary["engine"] == "ray"
     got = pd.read_parquet(ray_out / "filter" / "scores.parquet")
     assert got["key"].tolist() == local["key"].tolist()
