@@ -88,7 +88,7 @@ def test_embedded_dataset_ground_truth() -> None:
         ev = EvalImages(name, [Image.open(io.BytesIO(b)).convert("RGB") for b in s.images], [r["image"] for r in s.rows], None)
         want = dict(zip(truth[truth.dataset == name].image, truth[truth.dataset == name].key))
         found = find_overlap(keys, bits, ev, a.hamming_threshold, vecs, a.embedding_threshold, a.knn, thumbs, a.verify_threshold,
-                             a.verify_method, (a.orb_threshold, a.orb_min_inliers))  # fmt: skip
+                             a.verify_method, (a.orb_threshold, a.orb_min_inliers), a.ecc_threshold, a.crop_queries)  # fmt: skip
         for i, matches in found.items():
             hit = want.get(ev.refs[i]) in {k for k, _ in matches}
             tp, fp = tp + hit, fp + len(matches) - hit
