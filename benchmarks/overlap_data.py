@@ -180,12 +180,12 @@ def drop_exact(items: list[tuple[str, Image.Image]]) -> list[tuple[str, Image.Im
     return out
 
 
-def load_sources(cache: Path | None = None) -> dict[str, list[tuple[str, Image.Image]]]:
-    """source -> [(name, image)] for clipart, emoji and tiles; each cached as PNG bytes in `cache`/<source>.npz."""
-    loaders = {"clipart": load_clipart, "emoji": load_emoji, "tiles": lambda: load_tiles(photo_files())}
+def load_sources(cache: Path | None = None, tile: int = TILE) -> dict[str, list[tuple[str, Image.Image]]]:
+    """source -> [(name, image)] for clipart, emoji and tiles (`tile` px); each cached as PNG bytes in `cache`/<source>.npz."""
+    loaders = {"clipart": load_clipart, "emoji": load_emoji, "tiles": lambda: load_tiles(photo_files(), tile)}
     out = {}
     for s, load in loaders.items():
-        f = None if cache is None else cache / f"{s}.npz"
+        f = None if cache is None else cache / (f"{s}.npz" if s != "tiles" or tile == TILE else f"tiles{tile}.npz")
         if f is not None and f.exists():
             z = np.load(f, allow_pickle=False)
             out[s] = [(str(n), Image.open(io.BytesIO(bytes(b))).convert("RGB")) for n, b in zip(z["names"], z["png"])]

@@ -34,10 +34,10 @@ from overlap_data import CLIPART_DIR, EMOJI_FONT, load_sources, plant, score_ded
 
 from components.audit.config import AuditConfig  # noqa: E402
 from components.audit.dedup import dedup  # noqa: E402
-from components.audit.hashing import hashes_to_bits, image_phash  # noqa: E402
-from components.audit.overlap import EvalImages, audit_dataset, overlap_candidates  # noqa: E402
+from components.audit.hashing import crop_query_pairs, hashes_to_bits, image_phash  # noqa: E402
+from components.audit.overlap import CROP_PER_IMAGE, EvalImages, audit_dataset, overlap_candidates  # noqa: E402
 from components.audit.shards import image_features  # noqa: E402
-from components.audit.verify import thumb_size  # noqa: E402
+from components.audit.verify import thumb_size, thumbnail  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "clip-pipeline" / "overlap_real_v2"
 
@@ -77,6 +77,12 @@ def run_size(sources: dict, n: int, cfg: AuditConfig, holdout: str | None, seed:
     cand = {}
     for i, j in zip(c["row"].tolist(), c["train"].tolist()):
         cand.setdefault(i, []).append(keys[j])
+    if cfg.use_embeddings and cfg.crop_queries:  # what audit_dataset searches with crop queries on
+        ev_thumbs = np.stack([thumbnail(im, thumbs.shape[1]) for im in evi.images])
+        for i, j, _, _ in zip(
+            *crop_query_pairs(vecs, thumbs, ev_thumbs, cfg.knn, cfg.embedding_threshold, per_query=CROP_PER_IMAGE * cfg.knn)
+        ):
+            cand.setdefault(int(i), []).append(keys[int(j)])
     row["candidates_recall_by_family"] = score_overlap(cand, ev, p["truth_eval"])["found_by_family"]
     if getattr(r, "diagnostics", None):
         row["overlap"]["diagnostics"] = r.diagnostics
@@ -108,15 +114,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     ap.add_argument("--dedup-max", type=int, default=10**9, help="run dedup only at sizes up to this")
+    ap.add_argument("--tile", type=int, default=32, help="side of the photo tiles (32: the original benchmark)")
     args = ap.parse_args()
     from flows.params import load_params
 
     cfg = load_params(ROOT / "params.yaml", args.set).audit
     ensure_packages()
     t0 = time.perf_counter()
-    sources = load_sources(CACHE)
+    sources = load_sources(CACHE, args.tile)
     out = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs python {platform.python_version()}",
-           "sources": {s: len(v) for s, v in sources.items()}, "load_s": round(time.perf_counter() - t0, 1),
+           "tile": args.tile, "sources": {s: len(v) for s, v in sources.items()}, "load_s": round(time.perf_counter() - t0, 1),
            "config": {k: v for k, v in cfg.__dict__.items() if k != "overlap_thresholds"}, "rows": []}  # fmt: skip
     for n in args.sizes:
         out["rows"].append(run_size(sources, n, cfg, args.holdout, args.seed, n <= args.dedup_max))

@@ -25,11 +25,19 @@ class AuditConfig:
         verify: confirm each candidate pair with the aligned pixel comparison (`verify.AlignedVerifier`);
             false counts every candidate as a duplicate (the searches alone: fast, many look-alikes).
         verify_threshold: a verified pair is a duplicate when its aligned residual is <= this.
-        verify_method: "pixel" (the aligned pixel check alone) or "orb" (also ORB keypoints + RANSAC similarity
+        verify_method: "pixel" (the aligned pixel check alone), "orb" (the default; also ORB keypoints + RANSAC similarity
             transform for the pairs the pixel check nearly accepts: rescale + crop + shift together, both ways;
             thumbnails are kept at 64 px instead of 32, 4x the memory). See verify.verify_pairs.
+            "ecc": dense affine alignment (OpenCV ECC, align.EccVerifier) decides every audit candidate (after a 16 px
+            screen) and the dedup candidates the pixel check scores <= 4x `verify_threshold`; 64 px thumbnails. With
+            `crop_queries` the setting for photo-like data (components/audit/README.md); not the default because on the
+            embedded rendered set it finds 22 of 24 planted copies (the ground-truth test needs 23) and is slower.
         orb_threshold: with "orb", an ORB-aligned pair is a duplicate when its residual after the alignment is <= this.
         orb_min_inliers: with "orb", RANSAC inliers a pair needs to count as aligned.
+        ecc_threshold: with "ecc", an aligned pair is a duplicate when its residual over the overlap is <= this.
+        crop_queries: the overlap audit also queries each eval image as 18 crops of itself (and in grey, and by a
+            centre descriptor that ignores corner captions/logos): finds cropped and overlaid copies; needs
+            thumbnails (`verify` or any verify_method); dedup's candidate search is unchanged.
         overlap_thresholds: per eval dataset override of `verify_threshold` (or, with `verify: false`,
             of `hamming_threshold`); set it by inspecting OUT/audit/overlap.html.
         alpha: family-wise significance level; Bonferroni divides it by the datasets audited.
@@ -48,9 +56,11 @@ class AuditConfig:
     knn: int = 10
     verify: bool = True
     verify_threshold: float = 0.125
-    verify_method: Literal["orb", "pixel"] = "orb"
+    verify_method: Literal["ecc", "orb", "pixel"] = "orb"
     orb_threshold: float = 0.1
     orb_min_inliers: int = 8
+    ecc_threshold: float = 0.12
+    crop_queries: bool = False
     overlap_thresholds: Mapping[str, float] = field(default_factory=dict)
     alpha: float = 0.05
     confidence: float = 0.995
@@ -62,8 +72,10 @@ class AuditConfig:
     def __post_init__(self) -> None:
         # the params loader hands mappings over as read-only proxies; keep a plain dict so asdict()/JSON work
         object.__setattr__(self, "overlap_thresholds", {str(k): float(v) for k, v in dict(self.overlap_thresholds).items()})
-        if self.verify_method not in ("orb", "pixel"):
-            raise ValueError(f"verify_method={self.verify_method!r}: must be 'orb' or 'pixel'")
+        if self.verify_method not in ("ecc", "orb", "pixel"):
+            raise ValueError(f"verify_method={self.verify_method!r}: must be 'ecc', 'orb' or 'pixel'")
+        if not 0 < self.ecc_threshold <= 10:
+            raise ValueError(f"ecc_threshold={self.ecc_threshold}: an aligned residual, must be in (0, 10]")
         if not 0 < self.orb_threshold <= 10:
             raise ValueError(f"orb_threshold={self.orb_threshold}: an aligned residual, must be in (0, 10]")
         if self.orb_min_inliers < 3:

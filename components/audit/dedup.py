@@ -116,6 +116,7 @@ def dedup(
             both_ways=True,
             orb_threshold=cfg.orb_threshold,
             orb_min_inliers=cfg.orb_min_inliers,
+            ecc_threshold=cfg.ecc_threshold,
         )
         # (both ways: either image may be the crop)
         keep = res <= cfg.verify_threshold

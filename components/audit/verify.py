@@ -21,10 +21,14 @@ number of candidate pairs, which the searches cap at `knn` per image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import torch
 from PIL import Image
+
+from .align import EccVerifier
 
 THUMB = 32  # verification thumbnails are THUMB x THUMB RGB uint8
 # coarse-to-fine screen: pairs scoring above COARSE_FACTOR x threshold at half resolution skip the full pass.
@@ -148,7 +152,7 @@ _UPSAMPLE = 2  # keypoints are detected on the thumbnail upsampled 2x (more keyp
 
 def thumb_size(method: str) -> int:
     """Side of the stored verification thumbnails for `audit.verify_method`."""
-    return ORB_SIZE if method == "orb" else THUMB
+    return ORB_SIZE if method in ("orb", "ecc") else THUMB
 
 
 class OrbVerifier:
@@ -226,20 +230,31 @@ def _pooled(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def verify_pairs(
     a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, threshold: float, method: str = "pixel",
-    both_ways: bool = False, orb_threshold: float = 0.1, orb_min_inliers: int = 8,
+    both_ways: bool = False, orb_threshold: float = 0.1, orb_min_inliers: int = 8, ecc_threshold: float = 0.1,
+    boxes: Sequence[tuple[float, float, float, float]] | None = None,
 ) -> np.ndarray:  # fmt: skip
     """(P,) float32 scores of thumbnail pairs (a[ia[p]], b[ib[p]]); a pair is a duplicate when its score <= threshold.
 
     "pixel": the AlignedVerifier residual (coarse to fine). "orb": the same, and the pairs above `threshold` but
     <= ORB_GATE x threshold that OrbVerifier aligns with a residual <= `orb_threshold` are re-scored
     threshold x (that residual / orb_threshold), so one threshold (and its per-dataset overrides) decides both.
+    "ecc": the ECC alignment (align.EccVerifier) decides alone, its residual re-scored threshold x (residual /
+    `ecc_threshold`): for every pair when `b` is not `a` (the audit: eval sets are small; `boxes[p]` is the crop of
+    a[ia[p]] that made the pair a candidate, hashing.crop_query_pairs), else (dedup) for the pairs the pixel check
+    scores <= ORB_GATE x threshold (the others are rejected with their pixel score).
     """
+    if method == "ecc" and b is not a:
+        r = EccVerifier().score(a, b, ia, ib, boxes)
+        return (threshold * r / ecc_threshold).astype(np.float32)
     if b is a:  # dedup: one set of thumbnails, pooled once
         pa, j = _pooled(a, np.concatenate([ia, ib]))
         pb, ja, jb = pa, j[: len(ia)], j[len(ia) :]
     else:
         (pa, ja), (pb, jb) = _pooled(a, ia), _pooled(b, ib)
     res = AlignedVerifier().residual(pa[ja], pb[jb], both_ways, threshold=threshold)
+    if method == "ecc" and len(res):
+        todo = np.flatnonzero(res <= ORB_GATE * threshold)
+        res[todo] = threshold * EccVerifier().score(a, b, ia[todo], ib[todo]) / ecc_threshold
     if method == "orb" and len(res):
         todo = np.flatnonzero((res > threshold) & (res <= ORB_GATE * threshold))
         if len(todo):

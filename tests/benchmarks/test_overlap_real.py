@@ -2,7 +2,8 @@
 
 Tiles of scikit-learn's two bundled photos and matplotlib's grace_hopper.jpg (no apt package, no download), every
 copy family of the benchmark planted, run through `overlap.audit_dataset` and `dedup.dedup` with the default
-config (verify_method: orb). The bars sit below what the detector reaches here (BENCHMARKS.md); they fail when a
+config (verify_method: orb) and with the photo-data setting (verify_method: ecc, crop_queries: true). The bars sit
+below what the detector reaches here (BENCHMARKS.md); they fail when a
 family stops being found or look-alikes start to pass.
 """
 
@@ -60,3 +61,15 @@ def test_planted_copies_in_real_photo_tiles() -> None:
     d = dedup(meta, AuditConfig(dedup_policy="keep_one"), vecs, thumbs)
     sd = score_dedup(list(zip(d.pairs["key_a"], d.pairs["key_b"])), d.exclude_keys, p["truth_dup"])
     assert sd["pair_recall"] >= 0.6 and sd["pairs_found"] <= 20, sd  # orb: 7 of 10 planted pairs, 14 pairs found (pixel: 5, 12)
+
+    # The photo-data setting (verify_method ecc + crop_queries, same features): 24 of 30 copies, every crop, corner crop
+    # and rotation, 2 false pairs (BENCHMARKS.md "Dense alignment"). Bars below that, above what orb reaches (17, no 25% crop).
+    ecc = AuditConfig(verify_method="ecc", crop_queries=True)
+    r = audit_dataset(keys, hashes_to_bits(hexes), EvalImages("tiles", [im for _, im, _ in ev], [], None), ecc, vecs, thumbs)
+    s = score_overlap(r.matches, ev, p["truth_eval"])
+    assert s["recall"] >= 0.7 and s["pair_precision"] >= 0.85 and s["clean_eval_flagged"] <= 4, s
+    geometric = ("corner_crop_1/7", "crop_<=25%", "rotate_<=5deg")
+    assert sum(int(s["found_by_family"][f][0]) for f in geometric) >= 8, s["found_by_family"]
+    d = dedup(meta, AuditConfig(dedup_policy="keep_one", verify_method="ecc"), vecs, thumbs)
+    sd = score_dedup(list(zip(d.pairs["key_a"], d.pairs["key_b"])), d.exclude_keys, p["truth_dup"])
+    assert sd["pair_recall"] >= 0.6 and sd["pairs_found"] <= 12, sd  # ecc: 7 of 10 planted pairs, 7 pairs found

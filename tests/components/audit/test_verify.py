@@ -88,7 +88,7 @@ def test_embedded_dataset_ground_truth() -> None:
         ev = EvalImages(name, [Image.open(io.BytesIO(b)).convert("RGB") for b in s.images], [r["image"] for r in s.rows], None)
         want = dict(zip(truth[truth.dataset == name].image, truth[truth.dataset == name].key))
         found = find_overlap(keys, bits, ev, a.hamming_threshold, vecs, a.embedding_threshold, a.knn, thumbs, a.verify_threshold,
-                             a.verify_method, (a.orb_threshold, a.orb_min_inliers))  # fmt: skip
+                             a.verify_method, (a.orb_threshold, a.orb_min_inliers), a.ecc_threshold, a.crop_queries)  # fmt: skip
         for i, matches in found.items():
             hit = want.get(ev.refs[i]) in {k for k, _ in matches}
             tp, fp = tp + hit, fp + len(matches) - hit
@@ -126,3 +126,25 @@ def test_orb_aligns_a_corner_crop_both_ways_and_rejects_a_neighbour() -> None:
     assert (orb[:2] <= 0.125).all() and orb[2] > 0.125, orb
     aligned = OrbVerifier().score(th, th, ia, ib)  # residual after alignment (inf: RANSAC found no transform)
     assert (aligned[:2] < 0.3).all() and np.isinf(aligned[2]), aligned
+
+
+def test_ecc_aligns_a_25pc_crop_and_a_rotation_and_rejects_a_neighbour() -> None:
+    """Dense alignment (verify_method ecc): a crop keeping 82% of the area and a 4-degree rotation of a photo tile
+    score below ecc_threshold (the pixel check misses both); the next tile of the same photo does not."""
+    import sklearn.datasets
+
+    from components.audit.align import EccVerifier, box_screen
+
+    photo = Image.fromarray(sklearn.datasets.load_sample_image("china.jpg"))
+    tile, other = photo.crop((200, 100, 296, 196)), photo.crop((296, 100, 392, 196))
+    crop = tile.crop((6, 4, 94, 90))  # 88 x 86 of 96 x 96, not resized back
+    turned = tile.rotate(4, Image.Resampling.BICUBIC, fillcolor=tile.getpixel((0, 0)))
+    th = np.stack([thumbnail(im, thumb_size("ecc")) for im in (tile, crop, turned, other)])
+    ia, ib = np.array([0, 0, 0]), np.array([1, 2, 3])
+    t = AuditConfig().ecc_threshold
+    pixel = verify_pairs(th, th.copy(), ia, ib, THRESHOLD, "pixel")  # a copy: one way, eval vs train
+    assert (pixel[:2] > THRESHOLD).all(), pixel
+    boxes = [(0.05, 0.05, 0.95, 0.95), (0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 1.0, 1.0)]  # the crop box a crop query would find
+    assert (box_screen(th, th, ia, ib, boxes)[:2] <= 0.6).all()
+    r = EccVerifier().score(th, th, ia, ib, boxes)
+    assert (r[:2] <= t).all() and r[2] > t, r

@@ -1,0 +1,216 @@
+"""Dense alignment verification of candidate pairs (OpenCV ECC): same picture under rescale + crop + shift + rotation?
+
+For a pair (a, b) of 64 px thumbnails, `EccVerifier` estimates the affine map that carries b onto a by maximising
+their enhanced correlation coefficient (`cv2.findTransformECC`, Evangelidis & Psarakis 2008): first at 32 px from
+two starting points (the crop box that made the pair a candidate, see hashing.CROP_BOXES, and the identity), then
+refined at 64 px. The map must be plausible for a copy (each axis scaled 0.6-1.6x, aspect change <= 4/3, shear
+<= 0.15, rotation <= 12 degrees) and the two frames must overlap by >= half of each. The score is the residual of a
+against b warped onto it, over the overlap only (so the fill of a rotation or the strip a crop cut off does not
+count), after one gain (0.7-1.4) and an offset per channel, the 2% largest residuals trimmed; one border region (a
+corner square or a band of 35% of the side: where a caption or logo goes) may be left out, the score then doubled,
+when what is left keeps 70% of a's contrast. Grey pairs (either image grey) are compared in grey. The residual is
+divided by a's contrast, as in verify.AlignedVerifier. Each pair is scored under ECC's map and under its starting
+maps (ECC can be pulled off by an overlay), and keeps the lowest score.
+
+Why ECC and not only keypoints (verify.OrbVerifier): on 32-96 px images ORB finds few keypoints and RANSAC's
+transform is off by a pixel or two, which leaves true 25% crops and rotations with residuals as high as those of
+look-alikes (BENCHMARKS.md); the dense alignment brings them to 0.01-0.06 (real-image benchmark, 1k).
+Cost: ~3-4 ms per pair on one CPU core (the 32 px stage rejects most look-alikes: correlation < 0.7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) as fractions of the frame
+FULL: Box = (0.0, 0.0, 1.0, 1.0)
+GATE_CC = 0.7  # correlation at 32 px below which ECC's map is not refined at 64 px (the starting maps are still scored)
+KEEP_CONTRAST = 0.7  # an overlay hypothesis must leave this share of a's contrast outside the region it ignores
+SCREEN = 0.6  # box_screen score above which a pair is rejected before alignment
+FLOOR_CC = 0.5  # correlation at 32 px below which a pair is rejected outright
+PENALTY = 2.0  # score factor when a border region is left out (an overlay hypothesis)
+_LUMA = np.float32([0.299, 0.587, 0.114])
+# border regions an overlay may cover: 4 corner squares, top and bottom bands (x0, y0, x1, y1)
+_REGIONS: list[Box] = [
+    (0, 0, 0.35, 0.35), (0.65, 0, 1, 0.35), (0, 0.65, 0.35, 1), (0.65, 0.65, 1, 1),
+    (0, 0, 0.6, 0.3), (0.4, 0, 1, 0.3), (0, 0.7, 0.6, 1), (0.4, 0.7, 1, 1), (0, 0, 1, 0.35), (0, 0.65, 1, 1),
+]  # fmt: skip
+
+
+def _criteria(iters: int) -> tuple[int, int, float]:
+    return (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, iters, 1e-3)
+
+
+def box_warp(box: Box, size: int) -> np.ndarray:
+    """(2, 3) float32 affine map a -> b (pixel centres) when b is `box` of a resized to the full frame."""
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    return np.float32([[1 / bw, 0, (0.5 - x0 * size) / bw - 0.5], [0, 1 / bh, (0.5 - y0 * size) / bh - 0.5]])
+
+
+def plausible(w: np.ndarray) -> bool:
+    """An affine map a copy could have gone through: scale 0.6-1.6 per axis, aspect <= 4/3, little shear and turn."""
+    a, b, c, d = float(w[0, 0]), float(w[0, 1]), float(w[1, 0]), float(w[1, 1])
+    sx, sy = np.hypot(a, c), np.hypot(b, d)
+    shear = abs(a * b + c * d) / max(sx * sy, 1e-6)
+    turn = abs(np.degrees(np.arctan2(c, a)))
+    return 0.6 <= sx <= 1.6 and 0.6 <= sy <= 1.6 and 0.75 <= sx / sy <= 4 / 3 and shear <= 0.15 and turn <= 12
+
+
+def _is_grey(x: np.ndarray) -> bool:
+    x = x.astype(np.int16)
+    return float(np.abs(x[..., 0] - x[..., 1]).mean() + np.abs(x[..., 1] - x[..., 2]).mean()) < 2.0
+
+
+def _fit(x: np.ndarray, y: np.ndarray, trim: float) -> float:
+    """RMS of y - (g x + o_c) over (M, C) pixels, one gain g in [0.7, 1.4], an offset per channel, worst `trim` dropped."""
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    g = float(np.clip((xc * yc).sum() / max(float((xc * xc).sum()), 1e-6), 0.7, 1.4))
+    r2 = ((yc - g * xc) ** 2).mean(1)  # (M,)
+    keep = max(1, int(len(r2) * (1 - trim)))
+    return float(np.sqrt(np.partition(r2, keep - 1)[:keep].mean()))
+
+
+def _closed_fit(m: np.ndarray, n: int) -> float:
+    """_fit without trimming, from the sums (5, C) of x, y, x^2, xy, y^2 over n pixels."""
+    sx, sy, sxx, sxy, syy = m
+    cxx, cxy, cyy = sxx - sx * sx / n, sxy - sx * sy / n, syy - sy * sy / n  # (C,) centred
+    g = float(np.clip(cxy.sum() / max(float(cxx.sum()), 1e-6), 0.7, 1.4))
+    return float(np.sqrt(max(float((cyy - 2 * g * cxy + g * g * cxx).sum()), 0.0) / (n * len(sx))))
+
+
+def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None,
+               size: int = 16, blur: float = 0.7, chunk: int = 2048) -> np.ndarray:  # fmt: skip
+    """(P,) float32: a cheap 16 px score of a[ia[p]] against b[ib[p]]: box `boxes[p]` of a (and the whole of a) against
+    the whole of b, one gain (0.7-1.4) and an offset per channel (grey pairs in grey), over a's contrast; the lower of
+    the two. What EccVerifier.score screens pairs with (torch, batched by box, `chunk` pairs at a time)."""
+    if len(ia) > chunk:
+        return np.concatenate([box_screen(a, b, ia[s : s + chunk], ib[s : s + chunk],
+                                          None if boxes is None else boxes[s : s + chunk], size, blur, chunk)
+                               for s in range(0, len(ia), chunk)])  # fmt: skip
+    import torch
+
+    from .hashing import blur_area
+
+    n = a.shape[1]
+    boxes = list(boxes) if boxes is not None else [FULL] * len(ia)
+    mats: dict[Box, torch.Tensor] = {}
+
+    def resample(x: np.ndarray, box: Box) -> tuple[torch.Tensor, torch.Tensor]:  # (P, 3, size, size), (P,) grey
+        if box not in mats:
+            mats[box] = torch.tensor(np.stack([blur_area(size, n, box[k] * n, box[k + 2] * n, blur * n / size) for k in (1, 0)]),
+                                     dtype=torch.float32)  # fmt: skip
+        ry, rx = mats[box]
+        t = ry @ torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() @ rx.T  # (P, 3, size, size)
+        return t, (t.amax(1) - t.amin(1)).mean((1, 2)) < 2
+
+    luma = torch.tensor(_LUMA)[None, :, None, None]
+    out = np.full(len(ia), np.inf, np.float32)
+    tb, gb = resample(b[ib], FULL)
+    box_ids = np.array([hash(bx) for bx in boxes])
+    with torch.no_grad():
+        for box in dict.fromkeys([*boxes, FULL]):
+            sel = np.arange(len(ia)) if box == FULL else np.flatnonzero(box_ids == hash(box))
+            if not len(sel):
+                continue
+            ta, ga = resample(a[ia[sel]], box)
+            tbs, grey = tb[sel], (ga | gb[sel])[:, None, None, None]
+            ta = torch.where(grey, (ta * luma).sum(1, keepdim=True).expand_as(ta), ta)
+            tbs = torch.where(grey, (tbs * luma).sum(1, keepdim=True).expand_as(tbs), tbs)
+            ac, bc = ta - ta.mean((2, 3), keepdim=True), tbs - tbs.mean((2, 3), keepdim=True)
+            g = ((ac * bc).sum((1, 2, 3)) / (bc * bc).sum((1, 2, 3)).clamp_min(1e-6)).clamp(0.7, 1.4)[:, None, None, None]
+            r = ((ac - g * bc) ** 2).mean((1, 2, 3)).sqrt() / (ac.std((1, 2, 3)) + 4.0)
+            out[sel] = np.minimum(out[sel], r.numpy())
+    return out
+
+
+class EccVerifier:
+    """Scores pairs of (S, S, 3) uint8 thumbnails; lower is more alike, inf = no plausible alignment (module doc)."""
+
+    def __init__(self, blur: float = 1.0, gate: float = GATE_CC, floor: float = FLOOR_CC, trim: float = 0.02,
+                 penalty: float = PENALTY, screen: float = SCREEN):  # fmt: skip
+        self.blur, self.gate, self.floor, self.trim, self.penalty, self.screen = blur, gate, floor, trim, penalty, screen
+
+    def _ecc(self, a: np.ndarray, b: np.ndarray, w: np.ndarray, iters: int) -> tuple[float, np.ndarray]:
+        try:
+            cc, w = cv2.findTransformECC(a, b, w.copy(), cv2.MOTION_AFFINE, _criteria(iters), None, 1)
+            return float(cc), w
+        except cv2.error:  # did not converge (flat image, singular Hessian)
+            return -1.0, w
+
+    def align(self, a: np.ndarray, b: np.ndarray, box: Box = FULL) -> list[np.ndarray]:
+        """Candidate (2, 3) maps a -> b: the ECC optimum when it is plausible, then the starting points themselves
+        (ECC can be pulled off by an overlay or fail on a low-contrast image, where the crop box or the identity
+        is still the right map)."""
+        h = a.shape[0] // 2
+        inits = [box_warp(bx, a.shape[0]) for bx in dict.fromkeys([box, FULL])]
+        ga, gb = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) for x in (a, b))
+        sa, sb = (cv2.GaussianBlur(cv2.resize(g, (h, h), interpolation=cv2.INTER_AREA), (0, 0), 0.7) for g in (ga, gb))
+        cc, w = max((self._ecc(sa, sb, box_warp(bx, h), 25) for bx in dict.fromkeys([box, FULL])), key=lambda r: r[0])
+        if cc < self.floor:
+            return []
+        if cc < self.gate:
+            return inits
+        w = w.copy()
+        w[:, 2] = 2 * w[:, 2] + 0.5 - 0.5 * w[:, :2].sum(1)  # 32 px -> 64 px coordinates (pixel centres)
+        blur = lambda g: cv2.GaussianBlur(g, (0, 0), self.blur)  # noqa: E731
+        cc, w = self._ecc(blur(ga), blur(gb), w, 15)
+        return [w, *inits] if cc >= self.gate and plausible(w) else inits
+
+    def residual(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
+        """Residual of a against b warped by w (a -> b) over their overlap, over a's contrast (module doc)."""
+        s = a.shape[0]
+        fa = cv2.GaussianBlur(a.astype(np.float32), (0, 0), self.blur)
+        fb = cv2.GaussianBlur(b.astype(np.float32), (0, 0), self.blur)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        x = cv2.warpAffine(fb, w, (s, s), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        inside = cv2.warpAffine(np.ones((s, s), np.float32), w, (s, s), flags=flags) > 0.999
+        if inside.mean() < 0.5 or inside.mean() * abs(np.linalg.det(w[:, :2])) < 0.5:  # half of each frame
+            return float("inf")
+        y = fa
+        if _is_grey(a) or _is_grey(b):
+            x, y = (x @ _LUMA)[..., None], (y @ _LUMA)[..., None]
+        contrast = float((y[inside] - y[inside].mean(0)).std()) + 4.0
+        xv, yv = x[inside], y[inside]  # (M, C)
+        best = _fit(xv, yv, self.trim) / contrast
+        # overlay hypotheses: leave out one border region (refitted, no trim); the score is then multiplied by `penalty`,
+        # and what is left of a must keep most of its contrast (else the region held the picture, not an overlay).
+        # Each region's sums come from integral images of the moments x, y, x^2, xy, y^2 over the overlap.
+        m = inside[..., None].astype(np.float32)
+        moments = np.stack([x * m, y * m, x * x * m, x * y * m, y * y * m, np.broadcast_to(m, x.shape)])  # (6, S, S, C)
+        integral = np.zeros((6, s + 1, s + 1, x.shape[-1]), np.float64)
+        integral[:, 1:, 1:] = moments.cumsum(1).cumsum(2)
+        total = integral[:, s, s]  # (6, C)
+        for x0, y0, x1, y1 in _REGIONS:
+            c0, r0, c1, r1 = (int(np.ceil(v * s)) for v in (x0, y0, x1, y1))
+            rest = total - (integral[:, r1, c1] - integral[:, r0, c1] - integral[:, r1, c0] + integral[:, r0, c0])
+            n = round(float(rest[5, 0]))
+            if n < 16:
+                continue
+            sy, syy = rest[1], rest[4]
+            kept = float(np.sqrt(max(float((syy - sy * sy / n).sum()) / (n * len(sy)), 0.0))) + 4.0
+            if kept >= KEEP_CONTRAST * contrast:
+                best = min(best, self.penalty * _closed_fit(rest[:5], n) / contrast)
+        return best
+
+    def score(
+        self, a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None = None
+    ) -> np.ndarray:
+        """(P,) float32: score of a[ia[p]] against b[ib[p]]; `boxes[p]`: where b may sit in a (a crop hint), else FULL.
+
+        Pairs whose box_screen score is above SCREEN are rejected (inf) without alignment.
+        """
+        cv2.setNumThreads(1)  # pairs are tiny: threads cost more than they save on shared cores
+        out = np.full(len(ia), np.inf, np.float32)
+        todo = np.flatnonzero(box_screen(a, b, ia, ib, boxes) <= self.screen) if len(ia) else np.zeros(0, np.int64)
+        for p in todo.tolist():
+            i, j = int(ia[p]), int(ib[p])
+            for w in self.align(a[i], b[j], boxes[p] if boxes is not None else FULL):
+                out[p] = min(out[p], self.residual(a[i], b[j], w))
+        return out
+
+
+__all__ = ["FULL", "EccVerifier", "box_screen", "box_warp", "plausible"]
