@@ -126,10 +126,11 @@ class _Pool:
     def submit(self, batch: list[RawSample]) -> _Task:
         task = _Task(batch)
         self.queue.append(task)
-        self._dispatch()
+        self._wait(timeout=0)  # collect finished replies so idle workers get this task now
         return task
 
     def result(self, task: _Task) -> list[Good | Bad]:
+        self._wait(timeout=0)  # the same for queued tasks while the caller handles this one's results
         while not task.done():
             self._wait()
         return task.results()
@@ -145,11 +146,14 @@ class _Pool:
                 with suppress(OSError):  # it died: _wait sees that and re-runs the task
                     w.conn.send(w.task.samples)
 
-    def _wait(self) -> None:
-        """Block until a busy worker replies or dies; no timeout, so a slow sample is never taken for a crash."""
+    def _wait(self, timeout: float | None = None) -> None:
+        """Take in replies and deaths (blocking until one comes unless `timeout`), then hand out queued tasks.
+
+        No timeout by default: a slow sample is never taken for a crash, only a worker's exit is."""
+        self._dispatch()
         busy = [w for w in self.workers if w.task is not None]
-        assert busy, "waiting on a task that no worker holds"  # wait([]) would block forever
-        ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
+        assert busy or timeout is not None, "waiting on a task that no worker holds"  # wait([]) would block forever
+        ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout))
         for w in busy:
             reply = _recv(w.conn) if w.conn in ready else None
             if reply is not None:
