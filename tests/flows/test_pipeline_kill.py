@@ -17,6 +17,11 @@ from tests.kill import kill_session, session_pids
 pytestmark = [pytest.mark.faults, pytest.mark.smoke]
 
 
+# Killed after the first checkpoint (step 4), resumed to step 16. Dedup runs (train depends on it) but is not
+# under test: pHash candidates only, no thumbnail k-NN or pixel verification.
+KILL_RUN = {"train.steps": 16, "train.ckpt_every": 4, "train.log_every": 2, "audit.use_embeddings": False, "audit.verify": False}
+
+
 def _pids_mentioning(text: str) -> list[int]:
     out = []
     for d in Path("/proc").iterdir():
@@ -51,7 +56,7 @@ def _kill_after_first_checkpoint(cmd: list[str], proj: Path, e: dict[str, str], 
 
 
 def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
-    proj = make_tiny_project(tmp_path / "proj", **{"train.steps": 24, "train.ckpt_every": 4, "train.log_every": 2})
+    proj = make_tiny_project(tmp_path / "proj", **KILL_RUN)
     run(["clip-pipeline", "data", "synth"], proj)
     e = env()
     ray_tmp = f"/tmp/rf-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths must stay under 107 characters
@@ -63,7 +68,7 @@ def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
     ingest_mtimes = {f: f.stat().st_mtime_ns for f in (proj / "out" / "ingest").rglob("*") if f.is_file()}
     assert ingest_mtimes
     resume_at = CheckpointStore(str(proj / "out" / "train")).latest_good().step
-    assert 0 < resume_at < 24
+    assert 0 < resume_at < 16
 
     again = subprocess.run(["dvc", "repro", "train"], cwd=proj, env=e, capture_output=True, text=True, timeout=900)
     out = again.stdout + again.stderr
@@ -72,7 +77,7 @@ def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
     assert "Running stage 'train'" in out
     assert f"(step {resume_at})" in out  # "resumed from .../step-000000NN (step NN)"
     rows = [json.loads(x) for x in (proj / "out" / "train" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(2, 25, 2))  # history to the checkpoint kept, then continued
+    assert [r["step"] for r in rows] == list(range(2, 17, 2))  # history to the checkpoint kept, then continued
     assert {r.get("resumed_from") for r in rows if r["step"] > resume_at} == {resume_at}
     assert {f: f.stat().st_mtime_ns for f in ingest_mtimes} == ingest_mtimes  # ingest not redone
     assert (proj / "out" / "train" / "model" / "model.safetensors").exists()
@@ -83,7 +88,7 @@ def test_dvc_repro_killed_during_training_resumes(tmp_path: Path) -> None:
 
 def test_prefect_flow_killed_during_training_resumes_when_run_again(tmp_path: Path) -> None:
     """The Prefect flow (`clip-pipeline run`, driver, its temporary Prefect API and Ray all SIGKILLed) run again resumes."""
-    proj = make_tiny_project(tmp_path / "proj", **{"train.steps": 24, "train.ckpt_every": 4, "train.log_every": 2})
+    proj = make_tiny_project(tmp_path / "proj", **KILL_RUN)
     run(["clip-pipeline", "data", "synth"], proj)
     e = env()
     ray_tmp = f"/tmp/rp-{uuid.uuid4().hex[:8]}"
@@ -94,7 +99,7 @@ def test_prefect_flow_killed_during_training_resumes_when_run_again(tmp_path: Pa
     sid, killed = _kill_after_first_checkpoint(cmd, proj, e, tmp_path / "flow1.log", ray_tmp)
     assert sid in killed and not session_pids(sid)
     resume_at = CheckpointStore(str(proj / "out" / "train")).latest_good().step
-    assert 0 < resume_at < 24
+    assert 0 < resume_at < 16
 
     again = subprocess.run(cmd, cwd=proj, env=e, capture_output=True, text=True, timeout=900)  # the same flow, again
     out = again.stdout + again.stderr
@@ -102,7 +107,7 @@ def test_prefect_flow_killed_during_training_resumes_when_run_again(tmp_path: Pa
     # ingest ran again; same shard names and sizes: same resume_key (the train stage's console line says so)
     assert f"resumed from step {resume_at})" in out, out[-4000:]
     rows = [json.loads(x) for x in (proj / "out" / "train" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(2, 25, 2))
+    assert [r["step"] for r in rows] == list(range(2, 17, 2))
     assert {r.get("resumed_from") for r in rows if r["step"] > resume_at} == {resume_at}
     assert (proj / "out" / "train" / "model" / "model.safetensors").exists()
     print(f"killed {len(killed)} processes; flow re-run resumed from step {resume_at}")

@@ -30,8 +30,8 @@ TINY = {
     "train.strategy": "ddp",
     "train.log_every": 4,
     "train.ckpt_every": 8,
-    "evaluate.fewshot_ks": [1, 2],
-    "evaluate.probe_c_steps": 13,
+    "evaluate.fewshot_ks": [1],
+    "evaluate.probe_c_steps": 5,  # 3 coarse points, then one halving: the search still refines
     "evaluate.probe_c_init_steps": 3,
     "evaluate.progress": False,
 }

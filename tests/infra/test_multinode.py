@@ -170,7 +170,7 @@ def _train_in_background(params, cluster: LoopbackCluster, wait_for: Path) -> tu
 
 def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, shards_glob: str, tmp_path: Path) -> None:
     """Elastic (min_workers 1): the group restarts with the one worker the head still has room for."""
-    steps, ckpt = 120, 20
+    steps, ckpt = 60, 20  # the kill comes at the first checkpoint: 40 steps after it are ample to see the restart
     params = _params(
         tmp_path, shards_glob, f"train.steps={steps}", f"train.ckpt_every={ckpt}", "train.min_workers=1", "train.max_failures=2"
     )
@@ -197,7 +197,7 @@ def test_second_node_killed_mid_run_elastic_restart(cluster: LoopbackCluster, sh
 
 def test_second_node_replaced_fixed_size_waits_then_resumes(cluster: LoopbackCluster, shards_glob: str, tmp_path: Path) -> None:
     """Fixed size (min_workers 0), DeepSpeed ZeRO-2: no progress while 2 workers do not fit; a replacement node resumes it."""
-    steps, ckpt = 80, 20
+    steps, ckpt = 60, 20
     params = _params(
         tmp_path,
         shards_glob,

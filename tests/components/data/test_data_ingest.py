@@ -2,6 +2,7 @@ import gzip
 import json
 import os
 import tarfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,6 +128,7 @@ def _crashing_check(batch, cfg):
 
 
 @pytest.mark.faults
+@pytest.mark.timeout(60)  # ~1-5 s; a hang here was a ProcessPoolExecutor shutdown race (see workers._Pool)
 def test_a_dying_worker_quarantines_only_its_sample(bad_shard_set) -> None:
     urls, expected, good = bad_shard_set
     cfg = replace(CFG, num_workers=2, batch_size=4, max_in_flight=3)
@@ -137,6 +139,37 @@ def test_a_dying_worker_quarantines_only_its_sample(bad_shard_set) -> None:
     assert {r.info["source_key"] for r in results if isinstance(r, Good)} == good - {"g0004"}
     # g0003's second copy is only a duplicate once ingest compares keys; everything else keeps its reason
     assert reasons == {k: v for k, v in expected.items() if k != "g0003"}
+
+
+def _dies_or_dawdles(batch, cfg):
+    """Kills its process on key "crash" (first leaving a mark at the sample's source path); takes 1 s over "slow"."""
+    for s in batch:
+        if s.key == "crash":
+            Path(s.source).touch()
+            os._exit(3)
+        if s.key == "slow":
+            time.sleep(1.0)
+    return [Good(s.source, s.key, {}, b"") for s in batch]
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(60)
+def test_a_death_while_input_is_read_and_a_slow_sample(tmp_path) -> None:
+    # The worker dies while the parent is still reading input; the next batch must go to a fresh worker
+    # (ProcessPoolExecutor raised BrokenProcessPool from submit here). A slow but live sample is never a crash.
+    mark = tmp_path / "crashed"
+
+    def samples():
+        yield from (RawSample(str(mark), k) for k in ("a0", "a1", "crash", "a3"))
+        while not mark.exists():
+            time.sleep(0.01)
+        time.sleep(0.3)  # the parent has seen the death by now
+        yield from (RawSample(str(mark), "slow" if i == 5 else f"b{i}") for i in range(10))
+
+    cfg = replace(CFG, num_workers=2, batch_size=4, max_in_flight=2)
+    out = list(check_all(samples(), cfg, check=_dies_or_dawdles))
+    assert [r.key for r in out] == ["a0", "a1", "crash", "a3"] + ["slow" if i == 5 else f"b{i}" for i in range(10)]
+    assert [r.key for r in out if isinstance(r, Bad)] == ["crash"] and out[2].reason == "decoder_crash"
 
 
 def test_batches_close_on_count_or_bytes() -> None:
