@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
-import pandas as pd
 
+from components.data.ingest import read_metadata
 from components.io import write_json
 
 from .config import AuditConfig
@@ -47,8 +47,7 @@ def run_audit(
     `include`, when given) and the evaluation's per-sample zero-shot results under `predictions_root`. Without the
     dedup step, an earlier dedup.json in `out` is folded into the summary. `engine` "ray" (data.engine) computes the
     image features on Ray Data (Ray must be up); the candidate search and verification stay in this process."""
-    with fsspec.open(f"{ingest_dir}/metadata.parquet", "rb") as f:
-        meta = pd.read_parquet(f)
+    meta = read_metadata(ingest_dir)
     shards = f"{ingest_dir}/shards"
     need = cfg.use_embeddings or cfg.verify
     descriptors, thumbs = shard_features(shards, meta, thumb_size(cfg.verify_method), engine) if need else (None, None)

@@ -73,6 +73,15 @@ class ParquetRowWriter:
         self._file.close()
 
 
+def read_metadata(ingest_dir: str, columns: Sequence[str] | None = None):
+    """OUT/ingest/metadata.parquet (local path or any fsspec URL) as a DataFrame: the one reader of that table."""
+    import pandas as pd
+
+    fs, path = url_to_fs(join(ingest_dir, "metadata.parquet"))
+    with fs.open(path, "rb") as f:
+        return pd.read_parquet(f, columns=list(columns) if columns is not None else None)
+
+
 def printable(text: str) -> str:
     """Text safe for a Parquet string column: undecodable bytes (kept by surrogateescape) shown as \\xNN escapes."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

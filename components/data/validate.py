@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from components.data.config import ValidateConfig
+from components.data.ingest import read_metadata
 from components.data.storage import atomic_dir, join, url_to_fs, write_bytes
 
 
@@ -75,9 +76,7 @@ def _suite(cfg: ValidateConfig) -> list[tuple[str, str, object]]:
 
 def load_tables(ingest_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """metadata.parquet (+ aspect_ratio column) and a one-row summary frame from summary.json."""
-    fs, path = url_to_fs(join(ingest_dir, "metadata.parquet"))
-    with fs.open(path, "rb") as f:
-        meta = pd.read_parquet(f)
+    meta = read_metadata(ingest_dir)
     fs, path = url_to_fs(join(ingest_dir, "summary.json"))
     with fs.open(path, "rb") as f:
         summary = json.load(f)

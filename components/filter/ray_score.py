@@ -31,10 +31,11 @@ class _Scorer:
 
 
 def use_gpu_actors(device: str) -> bool:
-    """GPU actors when filter.device allows it and the cluster has GPUs ("cuda" without GPUs: Ray says it cannot place them)."""
-    import ray
+    """GPU actors when filter.device allows it and the cluster has GPUs: evaluation's rule (`actor_plan`), whose error
+    names the fix when the device is "cuda" and the cluster has no GPU."""
+    from components.evaluate.ray_encoder import actor_plan
 
-    return device == "cuda" or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    return actor_plan(device)[0] == "cuda"
 
 
 def score_shards_ray(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from components.data.ingest import read_metadata
 from components.io import write_atomic, write_json, write_parquet
 
 from .config import FilterConfig
@@ -48,7 +49,7 @@ class FilterResult:
 
 def load_metadata(ingest_dir: str) -> pd.DataFrame:
     """The ingested rows the filter needs: key, caption, width, height, shard (no image is decoded for the sizes)."""
-    return pd.read_parquet(f"{ingest_dir.rstrip('/')}/metadata.parquet", columns=["key", "caption", "width", "height", "shard"])
+    return read_metadata(ingest_dir, ["key", "caption", "width", "height", "shard"])
 
 
 def shard_urls(ingest_dir: str, meta: pd.DataFrame) -> list[str]:
