@@ -10,7 +10,9 @@ Sources (images no one here made):
 - `tiles`: scikit-image's bundled photos (and scikit-learn's two, matplotlib's grace_hopper) cut into
   non-overlapping 32 px tiles; featureless tiles (grey std, or grey std of the 8x8 reduction, < 8: see load_tiles)
   are dropped. `motorcycle_right` is left out: it is the stereo partner of `motorcycle_left`.
-Exact pixel duplicates within a source are dropped (the first copy stays).
+Exact pixel duplicates within a source are dropped (the first copy stays), and so are drawings and glyphs filed twice
+under different names (`drop_same_drawing`: the same foreground at 32 px, e.g. KDE icons shipped as both `fax` and
+`kprintfax`); look-alike variants (smileys with another mouth, clocks at another hour) stay, as hard negatives.
 """
 
 from __future__ import annotations
@@ -180,18 +182,51 @@ def drop_exact(items: list[tuple[str, Image.Image]]) -> list[tuple[str, Image.Im
     return out
 
 
+def drop_same_drawing(items: list[tuple[str, Image.Image]], mae: float = 5.0, block: float = 14.0) -> list[tuple[str, Image.Image]]:
+    """Items whose drawing equals an earlier item's are dropped: the same foreground (pixels > 24 levels from the
+    corner's background colour; masks differing in <= 2% of the pixels) at 32 px, mean colour difference over the
+    shared foreground <= `mae` levels and no 4 x 4 block differing by more than `block` (a changed emblem, mouth or
+    clock hand differs by 30-100 there). The first of each group stays."""
+    import faiss
+
+    if not items:
+        return items
+    masks, cols = [], []
+    for _, im in items:
+        a = np.asarray(im.resize((32, 32), Image.Resampling.BOX), np.float32)
+        masks.append((np.abs(a - np.asarray(im, np.float32)[0, 0]).max(-1) > 24).reshape(-1).astype(np.float32))
+        cols.append(a)
+    m = np.stack(masks)
+    index = faiss.IndexFlatL2(m.shape[1])
+    index.add(m)
+    dist, ids = index.search(m, min(8, len(m)))
+    drop: set[int] = set()
+    for i in range(len(m)):
+        for d, j in zip(dist[i], ids[i]):
+            if j <= i or i in drop or d > 0.02 * max(m[i].sum(), 1):
+                continue
+            fg = ((m[i] > 0) & (m[j] > 0)).reshape(32, 32)
+            if fg.sum() < 20:
+                continue
+            diff = np.abs(cols[i] - cols[j]).mean(-1) * fg
+            worst = (diff.reshape(8, 4, 8, 4).sum((1, 3)) / np.maximum(fg.reshape(8, 4, 8, 4).sum((1, 3)), 1)).max()
+            if diff.sum() / fg.sum() <= mae and worst <= block:
+                drop.add(int(j))
+    return [it for k, it in enumerate(items) if k not in drop]
+
+
 def load_sources(cache: Path | None = None, tile: int = TILE) -> dict[str, list[tuple[str, Image.Image]]]:
     """source -> [(name, image)] for clipart, emoji and tiles (`tile` px); each cached as PNG bytes in `cache`/<source>.npz."""
     loaders = {"clipart": load_clipart, "emoji": load_emoji, "tiles": lambda: load_tiles(photo_files(), tile)}
     out = {}
     for s, load in loaders.items():
         f = None if cache is None else cache / (f"{s}.npz" if s != "tiles" or tile == TILE else f"tiles{tile}.npz")
-        if f is not None and f.exists():
+        if f is not None and f.exists():  # the cache holds what drop_exact kept; drop_same_drawing runs on every load
             z = np.load(f, allow_pickle=False)
             out[s] = [(str(n), Image.open(io.BytesIO(bytes(b))).convert("RGB")) for n, b in zip(z["names"], z["png"])]
-            continue
-        out[s] = drop_exact(load())
-        if f is not None:
+        else:
+            out[s] = drop_exact(load())
+        if f is not None and not f.exists():
             f.parent.mkdir(parents=True, exist_ok=True)
             pngs = []
             for _, im in out[s]:
@@ -201,7 +236,7 @@ def load_sources(cache: Path | None = None, tile: int = TILE) -> dict[str, list[
             tmp = f.with_suffix(".tmp.npz")
             np.savez(tmp, names=np.array([n for n, _ in out[s]]), png=np.array(pngs, dtype=np.bytes_))
             tmp.rename(f)
-    return out
+    return {s: items if s == "tiles" else drop_same_drawing(items) for s, items in out.items()}
 
 
 # ----------------------------------------------------------------------------- copy transformations
