@@ -379,7 +379,11 @@ def plant(
 
 # ----------------------------------------------------------------------------- scoring
 def score_overlap(matches: dict[int, list[str]], ev: list, truth_eval: dict[int, tuple[str, str, str]]) -> dict:
-    """Recall per family (and per source x family), pair precision, clean eval images flagged, per source."""
+    """Recall per family (and per source x family), pair precision, clean eval images flagged, per source.
+
+    Two precisions: `pair_precision` counts (eval image, training image) pairs (a neighbour tile matched beside the
+    true copy is a false pair); `image_precision` counts eval images, as the audit's Overlap/Clean split does: a
+    flagged eval image is right when its planted copy is among its matches."""
     fams: dict[str, list[bool]] = {}
     cells: dict[str, list[bool]] = {}
     tp = fp = 0
@@ -399,6 +403,8 @@ def score_overlap(matches: dict[int, list[str]], ev: list, truth_eval: dict[int,
     scored = [h for f, v in fams.items() if f not in REPORTED_ONLY for h in v]
     flips = [h for f, v in fams.items() if f in REPORTED_ONLY for h in v]
     clean = [r for r in range(len(ev)) if r not in truth_eval]
+    flagged = [r for r, keys in matches.items() if keys]
+    right = sum(1 for r in flagged if r in truth_eval and truth_eval[r][0] in matches[r])
     return {
         "recall": float(np.mean(scored)),
         "recall_by_family": {f: float(np.mean(v)) for f, v in fams.items()},
@@ -407,6 +413,8 @@ def score_overlap(matches: dict[int, list[str]], ev: list, truth_eval: dict[int,
         "min_family_recall": min(float(np.mean(v)) for f, v in fams.items() if f not in REPORTED_ONLY),
         "flip_recall": float(np.mean(flips)) if flips else None,
         "pair_precision": tp / max(tp + fp, 1),
+        "image_precision": right / max(len(flagged), 1),
+        "flagged_eval": len(flagged),
         "true_pairs": tp,
         "false_pairs": fp,
         "false_pairs_by_source": fp_by_source,
