@@ -182,7 +182,7 @@ def drop_exact(items: list[tuple[str, Image.Image]]) -> list[tuple[str, Image.Im
     return out
 
 
-def drop_same_drawing(items: list[tuple[str, Image.Image]], mae: float = 5.0, block: float = 14.0) -> list[tuple[str, Image.Image]]:
+def drop_same_drawing(items: list[tuple[str, Image.Image]], mae: float = 5.0, block: float = 14.0) -> list:
     """Items whose drawing equals an earlier item's are dropped: the same foreground (pixels > 24 levels from the
     corner's background colour; masks differing in <= 2% of the pixels) at 32 px, mean colour difference over the
     shared foreground <= `mae` levels and no 4 x 4 block differing by more than `block` (a changed emblem, mouth or
