@@ -9,13 +9,18 @@ against b warped onto it, over the overlap only (so the fill of a rotation or th
 count), after one gain (0.7-1.4) and an offset per channel, the 2% largest residuals trimmed; one border region (a
 corner square or a band of 35% of the side: where a caption or logo goes) may be left out, the score then doubled,
 when what is left keeps 70% of a's contrast. Grey pairs (either image grey) are compared in grey. The residual is
-divided by a's contrast, as in verify.AlignedVerifier. Each pair is scored under ECC's map and under its starting
-maps (ECC can be pulled off by an overlay), and keeps the lowest score.
+divided by a's contrast, as in verify.AlignedVerifier. The score is at least 1/3 of the local peak: the largest RMS
+residual in a 9 px window (in luma, blurred 1 px more, a 5 px band at the overlap's edge and the left-out region
+excluded): look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit) that the residual
+over the whole overlap averages away, where a copy's resampling and JPEG residual is spread out. Each pair is scored
+under ECC's map and under its starting maps (ECC can be pulled off by an overlay; when ECC cannot run at all, on a
+smooth field, the starting maps are still scored), and keeps the lowest score.
 
 Why ECC and not only keypoints (verify.OrbVerifier): on 32-96 px images ORB finds few keypoints and RANSAC's
 transform is off by a pixel or two, which leaves true 25% crops and rotations with residuals as high as those of
 look-alikes (BENCHMARKS.md); the dense alignment brings them to 0.01-0.06 (real-image benchmark, 1k).
-Cost: ~3-4 ms per pair on one CPU core (the 32 px stage rejects most look-alikes: correlation < 0.7).
+Cost: ~3-4 ms per pair on one CPU core (the 32 px stage rejects most look-alikes: correlation < 0.7); the local peak
+is computed only for maps whose residual beats the pair's best score so far.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ PENALTY = 2.0  # score factor when a border region is left out (an overlay hypot
 # local difference: the score is at least LOCAL_WEIGHT x the largest RMS residual in a LOCAL_WINDOW px square (64 px
 # thumbnails), over a's contrast. Look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit)
 # that the residual over the whole overlap averages away; a copy's residual (resampling, JPEG) is spread out. On the
-# real-image benchmark at 9.5k (ecc_threshold 0.12): false pairs 61 -> 18, true pairs 271 -> 254 (BENCHMARKS.md).
+# real-image benchmark at 9.5k (ecc_threshold 0.12, candidates of 2026-12-01): false pairs 61 -> 27, true pairs 271 ->
+# 269 (in luma and blurred 1 px more: without those, 21 and 256: chroma bleeding and thin lines; BENCHMARKS.md).
 LOCAL_WEIGHT, LOCAL_WINDOW, LOCAL_MARGIN, LOCAL_BLUR = 1 / 3, 9, 5, 1.0
 _LUMA = np.float32([0.299, 0.587, 0.114])
 # border regions an overlay may cover: 4 corner squares, top and bottom bands (x0, y0, x1, y1)

@@ -148,3 +148,26 @@ def test_ecc_aligns_a_25pc_crop_and_a_rotation_and_rejects_a_neighbour() -> None
     assert (box_screen(th, th, ia, ib, boxes)[:2] <= 0.6).all()
     r = EccVerifier().score(th, th, ia, ib, boxes)
     assert (r[:2] <= t).all() and r[2] > t, r
+
+
+def test_ecc_local_term_rejects_a_look_alike_that_differs_in_one_place() -> None:
+    """A photo tile with a 20 px disc drawn in its middle (3% of the area) passes on the residual over the whole
+    overlap; the local-difference term rejects it, while a JPEG q50 copy stays below the threshold either way."""
+    import sklearn.datasets
+    from PIL import ImageDraw
+
+    from components.audit.align import EccVerifier
+
+    tile = Image.fromarray(sklearn.datasets.load_sample_image("china.jpg")).crop((300, 250, 396, 346))
+    look = tile.copy()
+    ImageDraw.Draw(look).ellipse((38, 38, 58, 58), fill=(250, 250, 250), outline=(0, 0, 0))
+    buf = io.BytesIO()
+    tile.save(buf, format="JPEG", quality=50)
+    jpeg = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    th = np.stack([thumbnail(im, thumb_size("ecc")) for im in (tile, look, jpeg)])
+    ia, ib = np.array([0, 0]), np.array([1, 2])
+    t = AuditConfig().ecc_threshold
+    whole = EccVerifier(local_weight=0).score(th, th, ia, ib)  # the residual over the overlap alone
+    assert (whole <= t).all(), whole
+    r = EccVerifier().score(th, th, ia, ib)
+    assert r[0] > 2 * t and r[1] <= t, r
