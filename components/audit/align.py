@@ -25,6 +25,7 @@ is computed only for maps whose residual beats the pair's best score so far.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import cv2
@@ -49,6 +50,20 @@ _REGIONS: list[Box] = [
     (0, 0, 0.35, 0.35), (0.65, 0, 1, 0.35), (0, 0.65, 0.35, 1), (0.65, 0.65, 1, 1),
     (0, 0, 0.6, 0.3), (0.4, 0, 1, 0.3), (0, 0.7, 0.6, 1), (0.4, 0.7, 1, 1), (0, 0, 1, 0.35), (0, 0.65, 1, 1),
 ]  # fmt: skip
+
+
+@functools.cache
+def _region_cells(s: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts (K,), member (R, K*K)): the rows/columns where the cells of the grid cut by _REGIONS' edges (on an s px
+    frame) start, and which cells each region covers."""
+    edges = sorted({0, s} | {int(np.ceil(v * s)) for reg in _REGIONS for v in reg})
+    lo, hi = np.array(edges[:-1]), np.array(edges[1:])
+    member = []
+    for x0, y0, x1, y1 in _REGIONS:
+        c0, r0, c1, r1 = (int(np.ceil(v * s)) for v in (x0, y0, x1, y1))
+        rows, cols = (lo >= r0) & (hi <= r1), (lo >= c0) & (hi <= c1)
+        member.append((rows[:, None] & cols[None, :]).reshape(-1))
+    return lo, np.array(member, np.float64)
 
 
 def _criteria(iters: int) -> tuple[int, int, float]:
@@ -83,14 +98,6 @@ def _fit(x: np.ndarray, y: np.ndarray, trim: float) -> float:
     r2 = ((yc - g * xc) ** 2).mean(1)  # (M,)
     keep = max(1, int(len(r2) * (1 - trim)))
     return float(np.sqrt(np.partition(r2, keep - 1)[:keep].mean()))
-
-
-def _closed_fit(m: np.ndarray, n: int) -> float:
-    """_fit without trimming, from the sums (5, C) of x, y, x^2, xy, y^2 over n pixels."""
-    sx, sy, sxx, sxy, syy = m
-    cxx, cxy, cyy = sxx - sx * sx / n, sxy - sx * sy / n, syy - sy * sy / n  # (C,) centred
-    g = float(np.clip(cxy.sum() / max(float(cxx.sum()), 1e-6), 0.7, 1.4))
-    return float(np.sqrt(max(float((cyy - 2 * g * cxy + g * g * cxx).sum()), 0.0) / (n * len(sx))))
 
 
 def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None,
@@ -197,24 +204,28 @@ class EccVerifier:
         best, region = _fit(x[inside], y[inside], self.trim) / contrast, None
         # overlay hypotheses: leave out one border region (refitted, no trim); the score is then multiplied by `penalty`,
         # and what is left of a must keep most of its contrast (else the region held the picture, not an overlay).
-        # Each region's sums come from integral images of the moments x, y, x^2, xy, y^2 over the overlap.
-        m = inside[..., None].astype(np.float32)
+        # The sums of x, y, x^2, xy, y^2 over the overlap are taken per cell of the grid the regions' edges cut the
+        # frame into; each region's sums are then a sum of cells (one matrix product for all regions).
+        starts, member = _region_cells(s)
+        m = inside[..., None].astype(np.float64)
+        x, y = x.astype(np.float64), y.astype(np.float64)
         moments = np.stack([x * m, y * m, x * x * m, x * y * m, y * y * m, np.broadcast_to(m, x.shape)])  # (6, S, S, C)
-        integral = np.zeros((6, s + 1, s + 1, x.shape[-1]), np.float64)
-        integral[:, 1:, 1:] = moments.cumsum(1).cumsum(2)
-        total = integral[:, s, s]  # (6, C)
-        for reg in _REGIONS:
-            c0, r0, c1, r1 = (int(np.ceil(v * s)) for v in reg)
-            rest = total - (integral[:, r1, c1] - integral[:, r0, c1] - integral[:, r1, c0] + integral[:, r0, c0])
-            n = round(float(rest[5, 0]))
-            if n < 16:
-                continue
-            sy, syy = rest[1], rest[4]
-            kept = float(np.sqrt(max(float((syy - sy * sy / n).sum()) / (n * len(sy)), 0.0))) + 4.0
-            if kept >= KEEP_CONTRAST * contrast:
-                r = self.penalty * _closed_fit(rest[:5], n) / contrast
-                if r < best:
-                    best, region = r, reg
+        cells = np.add.reduceat(np.add.reduceat(moments, starts, axis=1), starts, axis=2)  # (6, K, K, C)
+        cells = cells.reshape(6, -1, x.shape[-1])  # (6, K*K, C)
+        rest = cells.sum(1)[None] - np.einsum("rk,mkc->rmc", member, cells)  # (R, 6, C): the overlap without region r
+        n = rest[:, 5, 0]  # (R,)
+        ok = n >= 16
+        n = np.maximum(n, 1.0)[:, None]
+        sx, sy, sxx, sxy, syy = (rest[:, i] for i in range(5))  # (R, C)
+        cxx, cxy, cyy = sxx - sx * sx / n, sxy - sx * sy / n, syy - sy * sy / n
+        g = np.clip(cxy.sum(1) / np.maximum(cxx.sum(1), 1e-6), 0.7, 1.4)[:, None]
+        c = x.shape[-1]
+        fit = np.sqrt(np.maximum((cyy - 2 * g * cxy + g * g * cxx).sum(1), 0.0) / (n[:, 0] * c))  # (R,)
+        kept = np.sqrt(np.maximum(cyy.sum(1) / (n[:, 0] * c), 0.0)) + 4.0
+        score = np.where(ok & (kept >= KEEP_CONTRAST * contrast), self.penalty * fit / contrast, np.inf)
+        k = int(np.argmin(score))
+        if score[k] < best:
+            best, region = float(score[k]), _REGIONS[k]
         return best, region
 
     def _local(self, x: np.ndarray, y: np.ndarray, inside: np.ndarray, contrast: float, region: Box | None) -> float:
