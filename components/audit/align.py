@@ -91,10 +91,15 @@ def _is_grey(x: np.ndarray) -> bool:
     return float(np.abs(x[..., 0] - x[..., 1]).mean() + np.abs(x[..., 1] - x[..., 2]).mean()) < 2.0
 
 
+def _gain(xc: np.ndarray, yc: np.ndarray) -> float:
+    """The one gain in [0.7, 1.4] fitting centred y to centred x (least squares)."""
+    return float(np.clip((xc * yc).sum() / max(float((xc * xc).sum()), 1e-6), 0.7, 1.4))
+
+
 def _fit(x: np.ndarray, y: np.ndarray, trim: float) -> float:
     """RMS of y - (g x + o_c) over (M, C) pixels, one gain g in [0.7, 1.4], an offset per channel, worst `trim` dropped."""
     xc, yc = x - x.mean(0), y - y.mean(0)
-    g = float(np.clip((xc * yc).sum() / max(float((xc * xc).sum()), 1e-6), 0.7, 1.4))
+    g = _gain(xc, yc)
     r2 = ((yc - g * xc) ** 2).mean(1)  # (M,)
     keep = max(1, int(len(r2) * (1 - trim)))
     return float(np.sqrt(np.partition(r2, keep - 1)[:keep].mean()))
@@ -181,19 +186,24 @@ class EccVerifier:
         cc, w = self._ecc(blur(ga), blur(gb), w, 15)
         return [w, *inits] if cc >= self.gate and plausible(w) else inits
 
-    def _prepare(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    def _blurred(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(a, b) blurred as float32, and whether the pair is compared in grey: what every map of one pair shares."""
+        fa, fb = (cv2.GaussianBlur(x.astype(np.float32), (0, 0), self.blur) for x in (a, b))
+        return fa, fb, _is_grey(a) or _is_grey(b)
+
+    def _prepare(
+        self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
         """(x = b warped onto a, y = a, both blurred, (S, S, C); inside (S, S) bool; a's contrast), or None when the
-        frames overlap by less than half of each."""
-        s = a.shape[0]
-        fa = cv2.GaussianBlur(a.astype(np.float32), (0, 0), self.blur)
-        fb = cv2.GaussianBlur(b.astype(np.float32), (0, 0), self.blur)
+        frames overlap by less than half of each. `fa`, `fb`, `grey`: from _blurred."""
+        s = fa.shape[0]
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         x = cv2.warpAffine(fb, w, (s, s), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         inside = cv2.warpAffine(np.ones((s, s), np.float32), w, (s, s), flags=flags) > 0.999
         if inside.mean() < 0.5 or inside.mean() * abs(np.linalg.det(w[:, :2])) < 0.5:  # half of each frame
             return None
         y = fa
-        if _is_grey(a) or _is_grey(b):
+        if grey:
             x, y = (x @ _LUMA)[..., None], (y @ _LUMA)[..., None]
         contrast = float((y[inside] - y[inside].mean(0)).std()) + 4.0
         return x, y, inside, contrast
@@ -240,9 +250,8 @@ class EccVerifier:
         if x.shape[-1] == 3:  # in luma: JPEG's chroma subsampling bleeds colour around saturated edges
             x, y = (x @ _LUMA)[..., None], (y @ _LUMA)[..., None]
         x, y = (cv2.GaussianBlur(v, (0, 0), LOCAL_BLUR).reshape(v.shape) for v in (x, y))  # resampling of thin lines
-        xv, yv = x[keep], y[keep]
-        xm, ym = xv.mean(0), yv.mean(0)
-        g = float(np.clip(((xv - xm) * (yv - ym)).sum() / max(float(((xv - xm) ** 2).sum()), 1e-6), 0.7, 1.4))
+        xm, ym = x[keep].mean(0), y[keep].mean(0)
+        g = _gain(x[keep] - xm, y[keep] - ym)
         r2 = (((y - ym) - g * (x - xm)) ** 2).mean(-1) * keep  # (S, S)
         k = (LOCAL_WINDOW, LOCAL_WINDOW)
         sums = cv2.boxFilter(r2.astype(np.float32), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
@@ -254,7 +263,11 @@ class EccVerifier:
         """Score of a against b warped by w (a -> b): the residual over their overlap (over a's contrast, module doc),
         or LOCAL_WEIGHT x the local peak when that is larger; inf when the frames overlap too little. The local peak
         is only computed when the residual is below `bound` (the score to beat)."""
-        prep = self._prepare(a, b, w)
+        return self._residual(*self._blurred(a, b), w, bound)
+
+    def _residual(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray, bound: float) -> float:
+        """`residual` from the pair's blurred images (_blurred)."""
+        prep = self._prepare(fa, fb, grey, w)
         if prep is None:
             return float("inf")
         score, region = self._global(*prep)
@@ -274,8 +287,10 @@ class EccVerifier:
         todo = np.flatnonzero(box_screen(a, b, ia, ib, boxes) <= self.screen) if len(ia) else np.zeros(0, np.int64)
         for p in todo.tolist():
             i, j = int(ia[p]), int(ib[p])
-            for w in self.align(a[i], b[j], boxes[p] if boxes is not None else FULL):
-                out[p] = min(out[p], self.residual(a[i], b[j], w, bound=float(out[p])))
+            maps = self.align(a[i], b[j], boxes[p] if boxes is not None else FULL)
+            pair = self._blurred(a[i], b[j]) if maps else None
+            for w in maps:
+                out[p] = min(out[p], self._residual(*pair, w, float(out[p])))
         return out
 
 

@@ -246,11 +246,6 @@ def verify_pairs(
     where each false pair can exclude a training image) ECC decides alone, for the pairs the pixel check scores
     <= ORB_GATE x threshold (the others are rejected with their pixel score).
     """
-    if method == "ecc" and b is not a:
-        r = threshold * EccVerifier().score(a, b, ia, ib, boxes) / ecc_threshold
-        (pa, ja), (pb, jb) = _pooled(a, ia), _pooled(b, ib)
-        pixel = AlignedVerifier().residual(pa[ja], pb[jb], both_ways, threshold=threshold)
-        return np.minimum(r, pixel).astype(np.float32)
     if b is a:  # dedup: one set of thumbnails, pooled once
         pa, j = _pooled(a, np.concatenate([ia, ib]))
         pb, ja, jb = pa, j[: len(ia)], j[len(ia) :]
@@ -258,8 +253,10 @@ def verify_pairs(
         (pa, ja), (pb, jb) = _pooled(a, ia), _pooled(b, ib)
     res = AlignedVerifier().residual(pa[ja], pb[jb], both_ways, threshold=threshold)
     if method == "ecc" and len(res):
-        todo = np.flatnonzero(res <= ORB_GATE * threshold)
-        res[todo] = threshold * EccVerifier().score(a, b, ia[todo], ib[todo]) / ecc_threshold
+        audit = b is not a
+        todo = np.arange(len(res)) if audit else np.flatnonzero(res <= ORB_GATE * threshold)
+        r = threshold * EccVerifier().score(a, b, ia[todo], ib[todo], boxes if audit else None) / ecc_threshold
+        res[todo] = np.minimum(res[todo], r) if audit else r
     if method == "orb" and len(res):
         todo = np.flatnonzero((res > threshold) & (res <= ORB_GATE * threshold))
         if len(todo):
