@@ -19,14 +19,18 @@ smooth field, the starting maps are still scored), and keeps the lowest score.
 Why ECC and not only keypoints (verify.OrbVerifier): on 32-96 px images ORB finds few keypoints and RANSAC's
 transform is off by a pixel or two, which leaves true 25% crops and rotations with residuals as high as those of
 look-alikes (BENCHMARKS.md); the dense alignment brings them to 0.01-0.06 (real-image benchmark, 1k).
-Cost: ~3-4 ms per pair on one CPU core (the 32 px stage rejects most look-alikes: correlation < 0.7); the local peak
-is computed only for maps whose residual beats the pair's best score so far.
+Cost: ~1.5-2 ms per pair on one CPU core, about half of it in ECC (the 32 px stage rejects most look-alikes:
+correlation < 0.7); the local peak is computed only for maps whose residual beats the pair's best score so far. Pairs
+are spread over the process's cores on threads (OpenCV releases the GIL): 2.0-2.6x faster on 2 cores than one thread.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -53,17 +57,13 @@ _REGIONS: list[Box] = [
 
 
 @functools.cache
-def _region_cells(s: int) -> tuple[np.ndarray, np.ndarray]:
-    """(starts (K,), member (R, K*K)): the rows/columns where the cells of the grid cut by _REGIONS' edges (on an s px
-    frame) start, and which cells each region covers."""
-    edges = sorted({0, s} | {int(np.ceil(v * s)) for reg in _REGIONS for v in reg})
-    lo, hi = np.array(edges[:-1]), np.array(edges[1:])
-    member = []
-    for x0, y0, x1, y1 in _REGIONS:
-        c0, r0, c1, r1 = (int(np.ceil(v * s)) for v in (x0, y0, x1, y1))
-        rows, cols = (lo >= r0) & (hi <= r1), (lo >= c0) & (hi <= c1)
-        member.append((rows[:, None] & cols[None, :]).reshape(-1))
-    return lo, np.array(member, np.float64)
+def _region_keep(s: int) -> np.ndarray:
+    """(R, S*S) float64: 1 where a pixel of an s px frame lies outside _REGIONS[r], else 0."""
+    keep = np.ones((len(_REGIONS), s, s))
+    for r, reg in enumerate(_REGIONS):
+        c0, r0, c1, r1 = (int(np.ceil(v * s)) for v in reg)
+        keep[r, r0:r1, c0:c1] = 0.0
+    return keep.reshape(len(_REGIONS), -1)
 
 
 def _criteria(iters: int) -> tuple[int, int, float]:
@@ -94,15 +94,6 @@ def _is_grey(x: np.ndarray) -> bool:
 def _gain(xc: np.ndarray, yc: np.ndarray) -> float:
     """The one gain in [0.7, 1.4] fitting centred y to centred x (least squares)."""
     return float(np.clip((xc * yc).sum() / max(float((xc * xc).sum()), 1e-6), 0.7, 1.4))
-
-
-def _fit(x: np.ndarray, y: np.ndarray, trim: float) -> float:
-    """RMS of y - (g x + o_c) over (M, C) pixels, one gain g in [0.7, 1.4], an offset per channel, worst `trim` dropped."""
-    xc, yc = x - x.mean(0), y - y.mean(0)
-    g = _gain(xc, yc)
-    r2 = ((yc - g * xc) ** 2).mean(1)  # (M,)
-    keep = max(1, int(len(r2) * (1 - trim)))
-    return float(np.sqrt(np.partition(r2, keep - 1)[:keep].mean()))
 
 
 def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None,
@@ -150,13 +141,34 @@ def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, box
     return out
 
 
+def _default_threads() -> int:
+    """The cores this process may use (its CPU affinity, as set by a scheduler or taskset), at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+class _Overlap(NamedTuple):
+    """b warped onto a (x) and a (y), blurred, (S, S, C) float32; where b's frame covers a (inside, (S, S) bool);
+    both flattened to (C, S*S) float64 (xf, yf) and the overlap as (S*S,) float64 weights (m); a's contrast."""
+
+    x: np.ndarray
+    y: np.ndarray
+    inside: np.ndarray
+    xf: np.ndarray
+    yf: np.ndarray
+    m: np.ndarray
+    contrast: float
+
+
 class EccVerifier:
     """Scores pairs of (S, S, 3) uint8 thumbnails; lower is more alike, inf = no plausible alignment (module doc)."""
 
     def __init__(self, blur: float = 1.0, gate: float = GATE_CC, floor: float = FLOOR_CC, trim: float = 0.02,
-                 penalty: float = PENALTY, screen: float = SCREEN, local_weight: float = LOCAL_WEIGHT):  # fmt: skip
+                 penalty: float = PENALTY, screen: float = SCREEN, local_weight: float = LOCAL_WEIGHT,
+                 threads: int | None = None):  # fmt: skip
         self.blur, self.gate, self.floor, self.trim, self.penalty, self.screen = blur, gate, floor, trim, penalty, screen
         self.local_weight = local_weight
+        self.threads = threads if threads is not None else _default_threads()
 
     def _ecc(self, a: np.ndarray, b: np.ndarray, w: np.ndarray, iters: int) -> tuple[float, np.ndarray]:
         try:
@@ -191,73 +203,83 @@ class EccVerifier:
         fa, fb = (cv2.GaussianBlur(x.astype(np.float32), (0, 0), self.blur) for x in (a, b))
         return fa, fb, _is_grey(a) or _is_grey(b)
 
-    def _prepare(
-        self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-        """(x = b warped onto a, y = a, both blurred, (S, S, C); inside (S, S) bool; a's contrast), or None when the
-        frames overlap by less than half of each. `fa`, `fb`, `grey`: from _blurred."""
+    def _prepare(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray) -> _Overlap | None:
+        """b warped onto a by w, both blurred, and their overlap (_Overlap), or None when the frames overlap by less
+        than half of each. `fa`, `fb`, `grey`: from _blurred."""
         s = fa.shape[0]
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         x = cv2.warpAffine(fb, w, (s, s), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         inside = cv2.warpAffine(np.ones((s, s), np.float32), w, (s, s), flags=flags) > 0.999
-        if inside.mean() < 0.5 or inside.mean() * abs(np.linalg.det(w[:, :2])) < 0.5:  # half of each frame
+        share = float(np.count_nonzero(inside)) / inside.size
+        if share < 0.5 or share * abs(np.linalg.det(w[:, :2])) < 0.5:  # half of each frame
             return None
         y = fa
         if grey:
             x, y = (x @ _LUMA)[..., None], (y @ _LUMA)[..., None]
-        contrast = float((y[inside] - y[inside].mean(0)).std()) + 4.0
-        return x, y, inside, contrast
-
-    def _global(self, x: np.ndarray, y: np.ndarray, inside: np.ndarray, contrast: float) -> tuple[float, Box | None]:
-        """The residual over the overlap and the border region it leaves out (None: none; module doc)."""
-        s = x.shape[0]
-        best, region = _fit(x[inside], y[inside], self.trim) / contrast, None
-        # overlay hypotheses: leave out one border region (refitted, no trim); the score is then multiplied by `penalty`,
-        # and what is left of a must keep most of its contrast (else the region held the picture, not an overlay).
-        # The sums of x, y, x^2, xy, y^2 over the overlap are taken per cell of the grid the regions' edges cut the
-        # frame into; each region's sums are then a sum of cells (one matrix product for all regions).
-        starts, member = _region_cells(s)
-        m = inside[..., None].astype(np.float64)
-        x, y = x.astype(np.float64), y.astype(np.float64)
-        moments = np.stack([x * m, y * m, x * x * m, x * y * m, y * y * m, np.broadcast_to(m, x.shape)])  # (6, S, S, C)
-        cells = np.add.reduceat(np.add.reduceat(moments, starts, axis=1), starts, axis=2)  # (6, K, K, C)
-        cells = cells.reshape(6, -1, x.shape[-1])  # (6, K*K, C)
-        rest = cells.sum(1)[None] - np.einsum("rk,mkc->rmc", member, cells)  # (R, 6, C): the overlap without region r
-        n = rest[:, 5, 0]  # (R,)
-        ok = n >= 16
-        n = np.maximum(n, 1.0)[:, None]
-        sx, sy, sxx, sxy, syy = (rest[:, i] for i in range(5))  # (R, C)
-        cxx, cxy, cyy = sxx - sx * sx / n, sxy - sx * sy / n, syy - sy * sy / n
-        g = np.clip(cxy.sum(1) / np.maximum(cxx.sum(1), 1e-6), 0.7, 1.4)[:, None]
+        # sums over the overlap as matrix products over the flattened frame, channels first: far cheaper than boolean
+        # indexing and axis-0 means of (N, C) arrays, and this runs for every map of every pair
         c = x.shape[-1]
-        fit = np.sqrt(np.maximum((cyy - 2 * g * cxy + g * g * cxx).sum(1), 0.0) / (n[:, 0] * c))  # (R,)
-        kept = np.sqrt(np.maximum(cyy.sum(1) / (n[:, 0] * c), 0.0)) + 4.0
-        score = np.where(ok & (kept >= KEEP_CONTRAST * contrast), self.penalty * fit / contrast, np.inf)
+        xf, yf = (np.ascontiguousarray(v.reshape(-1, c).T, dtype=np.float64) for v in (x, y))
+        m = inside.reshape(-1).astype(np.float64)
+        n = float(m.sum())
+        sy, syy = yf @ m, (yf * yf) @ m
+        contrast = float(np.sqrt(max(float(syy.sum() - (sy * sy).sum() / n), 0.0) / (n * c))) + 4.0
+        return _Overlap(x, y, inside, xf, yf, m, contrast)
+
+    def _global(self, o: _Overlap) -> tuple[float, Box | None]:
+        """The residual over the overlap and the border region it leaves out (None: none; module doc)."""
+        s, c = o.x.shape[0], o.x.shape[-1]
+        # sums of x, y, x^2, xy, y^2 and the pixel count over the overlap (row 0) and over the overlap without each
+        # border region (rows 1..R): one matrix product
+        weights = np.vstack([o.m[None], _region_keep(s) * o.m[None]])  # (R + 1, N)
+        sums = weights @ np.concatenate([o.xf, o.yf, o.xf * o.xf, o.xf * o.yf, o.yf * o.yf]).T  # (R + 1, 5C)
+        n = weights.sum(1)  # (R + 1,)
+        sx, sy, sxx, sxy, syy = (sums[:, k * c : (k + 1) * c] for k in range(5))
+        nn = np.maximum(n, 1.0)[:, None]
+        cxx, cxy, cyy = sxx - sx * sx / nn, sxy - sx * sy / nn, syy - sy * sy / nn
+        g = np.clip(cxy.sum(1) / np.maximum(cxx.sum(1), 1e-6), 0.7, 1.4)  # (R + 1,) one gain each
+        # the whole overlap: per-pixel residuals, the worst `trim` of them dropped
+        res = (o.yf - sy[0, :, None] / n[0]) - g[0] * (o.xf - sx[0, :, None] / n[0])  # (C, N)
+        r2 = (res * res).mean(0)[o.inside.reshape(-1)]
+        keep = max(1, int(len(r2) * (1 - self.trim)))
+        best, region = float(np.sqrt(np.partition(r2, keep - 1)[:keep].mean())) / o.contrast, None
+        # overlay hypotheses: leave out one border region (refitted, no trim); the score is then multiplied by `penalty`,
+        # and what is left of a must keep most of its contrast (else the region held the picture, not an overlay)
+        gr, nr = g[1:, None], np.maximum(n[1:], 1.0) * c
+        fit = np.sqrt(np.maximum((cyy[1:] - 2 * gr * cxy[1:] + gr * gr * cxx[1:]).sum(1), 0.0) / nr)  # (R,)
+        kept = np.sqrt(np.maximum(cyy[1:].sum(1) / nr, 0.0)) + 4.0
+        score = np.where((n[1:] >= 16) & (kept >= KEEP_CONTRAST * o.contrast), self.penalty * fit / o.contrast, np.inf)
         k = int(np.argmin(score))
         if score[k] < best:
             best, region = float(score[k]), _REGIONS[k]
         return best, region
 
-    def _local(self, x: np.ndarray, y: np.ndarray, inside: np.ndarray, contrast: float, region: Box | None) -> float:
+    def _local(self, o: _Overlap, region: Box | None) -> float:
         """The largest RMS residual in a LOCAL_WINDOW square of the overlap without a LOCAL_MARGIN px band at its edge
-        and without `region`, over a's contrast, after one gain + an offset per channel fitted on those pixels."""
-        s = x.shape[0]
+        and without `region`, over a's contrast, after one gain + an offset fitted on those pixels (in luma)."""
+        s = o.x.shape[0]
         e = 2 * LOCAL_MARGIN + 1
-        keep = cv2.erode(inside.astype(np.uint8), np.ones((e, e), np.uint8)) > 0  # a border band is left out: the fill
+        keep = cv2.erode(o.inside.astype(np.uint8), np.ones((e, e), np.uint8))  # a border band is left out: the fill
         if region is not None:  # of a rotation, a pad strip and resampling at the frame's edge sit there
             c0, r0, c1, r1 = (int(np.ceil(v * s)) for v in region)
-            keep[r0:r1, c0:c1] = False
+            keep[r0:r1, c0:c1] = 0
+        x, y = o.x, o.y
         if x.shape[-1] == 3:  # in luma: JPEG's chroma subsampling bleeds colour around saturated edges
-            x, y = (x @ _LUMA)[..., None], (y @ _LUMA)[..., None]
-        x, y = (cv2.GaussianBlur(v, (0, 0), LOCAL_BLUR).reshape(v.shape) for v in (x, y))  # resampling of thin lines
-        xm, ym = x[keep].mean(0), y[keep].mean(0)
-        g = _gain(x[keep] - xm, y[keep] - ym)
-        r2 = (((y - ym) - g * (x - xm)) ** 2).mean(-1) * keep  # (S, S)
+            x, y = x @ _LUMA, y @ _LUMA
+        x, y = (cv2.GaussianBlur(v.reshape(s, s), (0, 0), LOCAL_BLUR) for v in (x, y))  # resampling of thin lines
+        kf = keep.astype(np.float32)
+        n = float(kf.sum())
+        if n == 0:
+            return 0.0
+        xm, ym = float((x * kf).sum()) / n, float((y * kf).sum()) / n
+        xc, yc = (x - xm) * kf, (y - ym) * kf
+        g = _gain(xc, yc)
+        r2 = (yc - g * xc) ** 2  # (S, S), 0 outside keep
         k = (LOCAL_WINDOW, LOCAL_WINDOW)
-        sums = cv2.boxFilter(r2.astype(np.float32), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
-        counts = cv2.boxFilter(keep.astype(np.float32), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
-        ok = keep & (counts >= 0.5 * LOCAL_WINDOW**2)
-        return float(np.sqrt((sums[ok] / counts[ok]).max())) / contrast if ok.any() else 0.0
+        sums = cv2.boxFilter(r2, -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        counts = cv2.boxFilter(kf, -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        ok = (keep > 0) & (counts >= 0.5 * LOCAL_WINDOW**2)
+        return float(np.sqrt((sums[ok] / counts[ok]).max())) / o.contrast if ok.any() else 0.0
 
     def residual(self, a: np.ndarray, b: np.ndarray, w: np.ndarray, bound: float = np.inf) -> float:
         """Score of a against b warped by w (a -> b): the residual over their overlap (over a's contrast, module doc),
@@ -270,9 +292,9 @@ class EccVerifier:
         prep = self._prepare(fa, fb, grey, w)
         if prep is None:
             return float("inf")
-        score, region = self._global(*prep)
+        score, region = self._global(prep)
         if score < bound and self.local_weight > 0:
-            score = max(score, self.local_weight * self._local(*prep, region))
+            score = max(score, self.local_weight * self._local(prep, region))
         return score
 
     def score(
@@ -280,17 +302,28 @@ class EccVerifier:
     ) -> np.ndarray:
         """(P,) float32: score of a[ia[p]] against b[ib[p]]; `boxes[p]`: where b may sit in a (a crop hint), else FULL.
 
-        Pairs whose box_screen score is above SCREEN are rejected (inf) without alignment.
+        Pairs whose box_screen score is above SCREEN are rejected (inf) without alignment. The others are aligned on
+        `threads` threads (OpenCV's ECC, warps and filters release the GIL); every pair is scored alone, so the
+        result does not depend on the number of threads.
         """
-        cv2.setNumThreads(1)  # pairs are tiny: threads cost more than they save on shared cores
+        cv2.setNumThreads(1)  # pairs are tiny: OpenCV's own threads cost more than they save; pairs run in parallel
         out = np.full(len(ia), np.inf, np.float32)
         todo = np.flatnonzero(box_screen(a, b, ia, ib, boxes) <= self.screen) if len(ia) else np.zeros(0, np.int64)
-        for p in todo.tolist():
-            i, j = int(ia[p]), int(ib[p])
-            maps = self.align(a[i], b[j], boxes[p] if boxes is not None else FULL)
-            pair = self._blurred(a[i], b[j]) if maps else None
-            for w in maps:
-                out[p] = min(out[p], self._residual(*pair, w, float(out[p])))
+
+        def run(part: np.ndarray) -> None:
+            for p in part.tolist():
+                i, j = int(ia[p]), int(ib[p])
+                maps = self.align(a[i], b[j], boxes[p] if boxes is not None else FULL)
+                pair = self._blurred(a[i], b[j]) if maps else None
+                for w in maps:
+                    out[p] = min(out[p], self._residual(*pair, w, float(out[p])))
+
+        workers = min(self.threads, len(todo) // 32)
+        if workers <= 1:
+            run(todo)
+        else:  # several chunks per thread: pairs that ECC rejects early are cheaper than the others
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run, np.array_split(todo, 4 * workers)))
         return out
 
 

@@ -171,3 +171,41 @@ def test_ecc_local_term_rejects_a_look_alike_that_differs_in_one_place() -> None
     assert (whole <= t).all(), whole
     r = EccVerifier().score(th, th, ia, ib)
     assert r[0] > 2 * t and r[1] <= t, r
+
+
+def test_ecc_scores_the_same_on_one_thread_and_on_several() -> None:
+    """EccVerifier aligns pairs on several threads; each pair is scored alone, so the scores are bit-identical."""
+    import sklearn.datasets
+
+    from components.audit.align import EccVerifier
+
+    photo = Image.fromarray(sklearn.datasets.load_sample_image("flower.jpg"))
+    tiles = [photo.crop((x, y, x + 64, y + 64)) for y in range(60, 380, 64) for x in range(0, 576, 64)][:40]
+    crops = [t.crop((3, 2, 64, 62)).rotate(2, Image.Resampling.BICUBIC) for t in tiles]  # copies: past the screen
+    th = np.stack([thumbnail(im, thumb_size("ecc")) for im in tiles + crops])
+    n = len(tiles)
+    ia = np.concatenate([np.arange(n), np.arange(n)])
+    ib = np.concatenate([np.arange(n, 2 * n), (np.arange(n) + 1) % n])  # tile vs its copy, tile vs the next tile
+    one = EccVerifier(threads=1).score(th, th, ia, ib)
+    many = EccVerifier(threads=4).score(th, th, ia, ib)
+    np.testing.assert_array_equal(one, many)
+    assert np.isfinite(one[:n]).mean() >= 0.9, one[:n]  # the copies were aligned (on 4 threads: > 64 pairs to do)
+
+
+def test_ecc_that_cannot_run_scores_its_starting_map() -> None:
+    """On a smooth field ECC has nothing to align (its Hessian is singular); the pair is still scored under the
+    identity map, so a copy of a flat tile is found and a flat tile against a photo tile is not."""
+    import cv2
+    import sklearn.datasets
+
+    from components.audit.align import FULL, EccVerifier, box_warp
+
+    flat = np.full((64, 64, 3), (120, 140, 90), np.uint8)
+    brighter = np.clip(flat.astype(np.int16) + 12, 0, 255).astype(np.uint8)
+    tile = thumbnail(Image.fromarray(sklearn.datasets.load_sample_image("china.jpg")).crop((200, 100, 296, 196)), 64)
+    v = EccVerifier()
+    g = cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY).astype(np.float32)[:32, :32]
+    assert v._ecc(g, g, box_warp(FULL, 32), 25)[0] == -1.0  # ECC raised: no alignment from any start
+    r = v.score(np.stack([flat, flat]), np.stack([brighter, tile]), np.array([0, 1]), np.array([0, 1]))
+    t = AuditConfig().ecc_threshold
+    assert r[0] <= t < r[1], r
