@@ -209,3 +209,26 @@ def test_ecc_that_cannot_run_scores_its_starting_map() -> None:
     r = v.score(np.stack([flat, flat]), np.stack([brighter, tile]), np.array([0, 1]), np.array([0, 1]))
     t = AuditConfig().ecc_threshold
     assert r[0] <= t < r[1], r
+
+
+def test_ecc_censors_clipped_highlights_of_a_brightened_copy() -> None:
+    """Two real drawings (openclipart, public domain) and their brightness x1.15 + contrast x0.9 copies from the
+    real-image benchmark: the pastel backgrounds clip to white, which one gain + offsets cannot follow (0.13-0.14,
+    above ecc_threshold); censoring the clipped highlights brings them to ~0.08. A brightened look-alike of the same
+    kind (another jack of hearts) and an unbrightened one stay above the threshold."""
+    from pathlib import Path
+
+    from components.audit.align import EccVerifier
+
+    strip = np.asarray(Image.open(Path(__file__).parent / "data" / "brightened_clipart.png").convert("RGB"))
+    th = np.stack(np.split(strip, strip.shape[1] // 64, axis=1))  # wine, its copy, jack, its copy, 2 other jacks
+    ia, ib = np.array([0, 2, 2, 2]), np.array([1, 3, 4, 5])
+
+    class Uncensored(EccVerifier):
+        def _clipped(self, o: object) -> float:
+            return float("inf")
+
+    t = AuditConfig().ecc_threshold
+    before, after = Uncensored().score(th, th, ia, ib), EccVerifier().score(th, th, ia, ib)
+    assert (before[:2] > t).all() and (after[:2] <= 0.1).all(), (before, after)
+    assert (after[2:] > t).all(), after
