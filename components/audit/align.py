@@ -132,25 +132,28 @@ def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, box
     boxes = list(boxes) if boxes is not None else [FULL] * len(ia)
     mats: dict[Box, torch.Tensor] = {}
 
-    def resample(x: np.ndarray, box: Box) -> tuple[torch.Tensor, torch.Tensor]:  # (P, 3, size, size), (P,) grey
+    def resample(x: np.ndarray, idx: np.ndarray, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P, 3, size, size), (P,) grey: box of x[idx[p]]; each distinct image once (pairs share images)."""
         if box not in mats:
             mats[box] = torch.tensor(np.stack([blur_area(size, n, box[k] * n, box[k + 2] * n, blur * n / size) for k in (1, 0)]),
                                      dtype=torch.float32)  # fmt: skip
         ry, rx = mats[box]
-        t = ry @ torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() @ rx.T  # (P, 3, size, size)
-        return t, (t.amax(1) - t.amin(1)).mean((1, 2)) < 2
+        u, inv = np.unique(idx, return_inverse=True)
+        t = ry @ torch.from_numpy(np.ascontiguousarray(x[u])).permute(0, 3, 1, 2).float() @ rx.T  # (U, 3, size, size)
+        inv = torch.from_numpy(inv.reshape(-1))
+        return t[inv], ((t.amax(1) - t.amin(1)).mean((1, 2)) < 2)[inv]
 
     luma = torch.tensor(_LUMA)[None, :, None, None]
     out = np.full(len(ia), np.inf, np.float32)
-    tb, gb = resample(b[ib], FULL) if not same else (None, None)
+    tb, gb = resample(b, ib, FULL) if not same else (None, None)
     box_ids = np.array([hash(bx) for bx in boxes])
     with torch.no_grad():
         for box in dict.fromkeys(boxes if same else [*boxes, FULL]):
             sel = np.arange(len(ia)) if box == FULL else np.flatnonzero(box_ids == hash(box))
             if not len(sel):
                 continue
-            ta, ga = resample(a[ia[sel]], box)
-            tbs, gbs = resample(b[ib[sel]], box) if same else (tb[sel], gb[sel])
+            ta, ga = resample(a, ia[sel], box)
+            tbs, gbs = resample(b, ib[sel], box) if same else (tb[sel], gb[sel])
             grey = (ga | gbs)[:, None, None, None]
             ta = torch.where(grey, (ta * luma).sum(1, keepdim=True).expand_as(ta), ta)
             tbs = torch.where(grey, (tbs * luma).sum(1, keepdim=True).expand_as(tbs), tbs)
