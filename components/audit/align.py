@@ -55,10 +55,12 @@ PENALTY = 2.0  # score factor when a border region is left out (an overlay hypot
 # 269 (in luma and blurred 1 px more: without those, 21 and 256: chroma bleeding and thin lines; BENCHMARKS.md).
 LOCAL_WEIGHT, LOCAL_WINDOW, LOCAL_MARGIN, LOCAL_BLUR = 1 / 3, 9, 5, 1.0
 # clipped highlights (a brightened copy): pixel-channels within CLIP_TOL of the brighter image's maximum are censored,
-# tried when both the censored and the uncensored pixels make up >= CLIP_MIN_SHARE of the overlap. On the real-image
-# benchmark (candidates of 2026-12-01, ecc_threshold 0.12): brightness x1.15 + contrast x0.9 copies found +4 at 9.5k
-# (+2 at 1k), no false pair added at either size (CLIP_TOL 5: +4 and 1 false pair; 8: 2 false pairs).
-CLIP_TOL, CLIP_MIN_SHARE = 3.0, 0.05
+# tried when they make up >= CLIP_MIN_CENSORED of the overlap (a background gone white, not an object) and the
+# uncensored pixels >= CLIP_MIN_SHARE. On the real-image benchmark (candidates of 2026-12-01, ecc_threshold 0.12):
+# brightness x1.15 + contrast x0.9 copies found +4 at 9.5k (+2 at 1k), no false pair added at either size (CLIP_TOL 5:
+# +4 and 1 false pair; 8: 2 false pairs). CLIP_MIN_CENSORED 0.05 censored the saturated disc (~7% of the frame) of the
+# embedded renders and let 12 independent renders through dedup; 0.15-0.3 keep every real-image gain, 0.4 loses one.
+CLIP_TOL, CLIP_MIN_SHARE, CLIP_MIN_CENSORED = 3.0, 0.05, 0.2
 _LUMA = np.float32([0.299, 0.587, 0.114])
 # border regions an overlay may cover: 4 corner squares, top and bottom bands (x0, y0, x1, y1)
 _REGIONS: list[Box] = [
@@ -281,7 +283,7 @@ class EccVerifier:
         a pastel background pushed to white): the pixel-channels of the brighter image within CLIP_TOL of its
         maximum are censored, the gain and offsets are fitted on the pixels with no channel censored, and a censored
         pixel-channel counts only by how far the fit predicts it below the clipping level (module doc). inf when
-        fewer than CLIP_MIN_SHARE of the overlap is censored or left uncensored."""
+        fewer than CLIP_MIN_CENSORED of the overlap is censored or fewer than CLIP_MIN_SHARE is left uncensored."""
         m = o.m > 0
         n, best = float(o.m.sum()), float("inf")
         for bright, dark in ((o.xf, o.yf), (o.yf, o.xf)):
@@ -289,7 +291,7 @@ class EccVerifier:
             censored = bright >= level  # (C, N)
             free = o.m * ~censored.any(0)  # (N,) weights: overlap pixels with no channel censored
             k = float(free.sum())
-            if not CLIP_MIN_SHARE * n <= k <= (1 - CLIP_MIN_SHARE) * n:
+            if not CLIP_MIN_SHARE * n <= k <= (1 - CLIP_MIN_CENSORED) * n:
                 continue
             bm, dm = bright @ free / k, dark @ free / k  # (C,) means over the free pixels
             cov, var = ((bright - bm[:, None]) * (dark - dm[:, None])) @ free, ((dark - dm[:, None]) ** 2) @ free
