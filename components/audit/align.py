@@ -62,6 +62,7 @@ LOCAL_WEIGHT, LOCAL_WINDOW, LOCAL_MARGIN, LOCAL_BLUR = 1 / 3, 9, 5, 1.0
 # embedded renders and let 12 independent renders through dedup; 0.15-0.3 keep every real-image gain, 0.4 loses one.
 CLIP_TOL, CLIP_MIN_SHARE, CLIP_MIN_CENSORED = 3.0, 0.05, 0.2
 _LUMA = np.float32([0.299, 0.587, 0.114])
+GAIN_RANGE = (0.7, 1.4)  # the one gain a copy's brightness/contrast change may have (fitted by least squares)
 # border regions an overlay may cover: 4 corner squares, top and bottom bands (x0, y0, x1, y1)
 _REGIONS: list[Box] = [
     (0, 0, 0.35, 0.35), (0.65, 0, 1, 0.35), (0, 0.65, 0.35, 1), (0.65, 0.65, 1, 1),
@@ -104,9 +105,14 @@ def _is_grey(x: np.ndarray) -> bool:
     return float(np.abs(x[..., 0] - x[..., 1]).mean() + np.abs(x[..., 1] - x[..., 2]).mean()) < 2.0
 
 
+def _clip_gain(sxy: np.ndarray | float, sxx: np.ndarray | float) -> np.ndarray:
+    """The least-squares gain sxy / sxx (sums of centred x * y and x * x), held within GAIN_RANGE (elementwise)."""
+    return np.clip(np.divide(sxy, np.maximum(sxx, 1e-6)), *GAIN_RANGE)
+
+
 def _gain(xc: np.ndarray, yc: np.ndarray) -> float:
-    """The one gain in [0.7, 1.4] fitting centred y to centred x (least squares)."""
-    return float(np.clip((xc * yc).sum() / max(float((xc * xc).sum()), 1e-6), 0.7, 1.4))
+    """The one gain within GAIN_RANGE fitting centred y to centred x (least squares)."""
+    return float(_clip_gain(float((xc * yc).sum()), float((xc * xc).sum())))
 
 
 def _trimmed_rms(r2: np.ndarray, trim: float) -> float:
@@ -160,7 +166,7 @@ def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, box
             ta = torch.where(grey, (ta * luma).sum(1, keepdim=True).expand_as(ta), ta)
             tbs = torch.where(grey, (tbs * luma).sum(1, keepdim=True).expand_as(tbs), tbs)
             ac, bc = ta - ta.mean((2, 3), keepdim=True), tbs - tbs.mean((2, 3), keepdim=True)
-            g = ((ac * bc).sum((1, 2, 3)) / (bc * bc).sum((1, 2, 3)).clamp_min(1e-6)).clamp(0.7, 1.4)[:, None, None, None]
+            g = ((ac * bc).sum((1, 2, 3)) / (bc * bc).sum((1, 2, 3)).clamp_min(1e-6)).clamp(*GAIN_RANGE)[:, None, None, None]
             r = ((ac - g * bc) ** 2).mean((1, 2, 3)).sqrt() / (ac.std((1, 2, 3)) + 4.0)
             out[sel] = np.minimum(out[sel], r.numpy())
     return out
@@ -263,7 +269,7 @@ class EccVerifier:
         sx, sy, sxx, sxy, syy = (sums[:, k * c : (k + 1) * c] for k in range(5))
         nn = np.maximum(n, 1.0)[:, None]
         cxx, cxy, cyy = sxx - sx * sx / nn, sxy - sx * sy / nn, syy - sy * sy / nn
-        g = np.clip(cxy.sum(1) / np.maximum(cxx.sum(1), 1e-6), 0.7, 1.4)  # (R + 1,) one gain each
+        g = _clip_gain(cxy.sum(1), cxx.sum(1))  # (R + 1,) one gain each
         # the whole overlap: per-pixel residuals, the worst `trim` of them dropped
         res = (o.yf - sy[0, :, None] / n[0]) - g[0] * (o.xf - sx[0, :, None] / n[0])  # (C, N)
         best, region = _trimmed_rms((res * res).mean(0)[o.inside.reshape(-1)], self.trim) / o.contrast, None
@@ -295,7 +301,7 @@ class EccVerifier:
                 continue
             bm, dm = bright @ free / k, dark @ free / k  # (C,) means over the free pixels
             cov, var = ((bright - bm[:, None]) * (dark - dm[:, None])) @ free, ((dark - dm[:, None]) ** 2) @ free
-            g = float(np.clip(cov.sum() / max(float(var.sum()), 1e-6), 0.7, 1.4))
+            g = float(_clip_gain(float(cov.sum()), float(var.sum())))
             pred = g * dark + (bm - g * dm)[:, None]
             r = np.where(censored, np.maximum(level - pred, 0.0), bright - pred)
             best = min(best, _trimmed_rms((r * r).mean(0)[m], self.trim) / o.contrast)

@@ -374,7 +374,9 @@ def crop_query_pairs(
     boxes = CROP_BOXES
     centre = [centre_box(b) for b in boxes]
     idx_full = build_vector_index(train_vecs)
-    idx_centre = build_vector_index(box_descriptors(train_thumbs, [centre_box(boxes[0])])[:, 0])
+    # the training images' centre and band descriptors in one pass over their thumbnails: (N, 1 + len(BAND_BOXES), D)
+    train_boxes = box_descriptors(train_thumbs, [centre_box(boxes[0]), *BAND_BOXES])
+    idx_centre = build_vector_index(train_boxes[:, 0])
     qi_all, tj_all, cos_all, box_all = [], [], [], []
     capped = 0
     for bx, index in ((boxes, idx_full), (centre, idx_centre)):
@@ -406,21 +408,17 @@ def crop_query_pairs(
         qi, tj, cos, box = qi[keep], tj[keep], cos[keep], box[keep]
     # overlay queries (BAND_BOXES), after the cap: their cosines are of a band, not comparable with the others'. A pair
     # already found keeps its crop box; the new ones start from the whole frame (the verifier's overlay hypotheses)
-    seen = set(zip(qi.tolist(), tj.tolist()))
-    train_bands, query_bands = box_descriptors(train_thumbs, BAND_BOXES), box_descriptors(query_thumbs, BAND_BOXES)
-    extra: list[tuple[int, int, float]] = []
+    query_bands = box_descriptors(query_thumbs, BAND_BOXES)
+    found = [(qi, tj, cos, box)]
     for b in range(len(BAND_BOXES)):
-        bi, bj, bc = vector_pairs(build_vector_index(train_bands[:, b]), query_bands[:, b], BAND_K, min_cos)
-        for i, j, c in zip(bi.tolist(), bj.tolist(), bc.tolist()):
-            if (i, j) not in seen:
-                seen.add((i, j))
-                extra.append((i, j, c))
-    if extra:
-        ei, ej, ec = (np.array(x) for x in zip(*extra))
-        qi, tj, cos = np.concatenate([qi, ei]), np.concatenate([tj, ej]), np.concatenate([cos, ec.astype(cos.dtype)])
-        box = np.concatenate([box, np.zeros(len(ei), box.dtype)])
+        bi, bj, bc = vector_pairs(build_vector_index(train_boxes[:, 1 + b]), query_bands[:, b], BAND_K, min_cos)
+        found.append((bi, bj, bc.astype(cos.dtype), np.zeros(len(bi), box.dtype)))
+    n_crop = len(qi)
+    qi, tj, cos, box = (np.concatenate(x) for x in zip(*found))
+    _, first = np.unique(qi.astype(np.int64) * len(train_thumbs) + tj, return_index=True)  # the first entry wins
+    qi, tj, cos, box = qi[first], tj[first], cos[first], box[first]
     if counts is not None:
-        counts["band_pairs"] = len(extra)
+        counts["band_pairs"] = int((first >= n_crop).sum())
     return qi.astype(np.int64), tj.astype(np.int64), box.astype(np.int64), cos
 
 
