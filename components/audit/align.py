@@ -258,8 +258,9 @@ class EccVerifier:
         contrast = float(np.sqrt(max(float(syy.sum() - (sy * sy).sum() / n), 0.0) / (n * c))) + 4.0
         return _Overlap(x, y, inside, xf, yf, m, contrast)
 
-    def _global(self, o: _Overlap) -> tuple[float, Box | None]:
-        """The residual over the overlap and the border region it leaves out (None: none; module doc)."""
+    def _global(self, o: _Overlap) -> tuple[float, Box | None, _Overlap]:
+        """The residual over the overlap, the border region it leaves out (None: none; module doc) and the overlap the
+        local term should compare (`o`, or with clipped highlights modelled: _clipped)."""
         s, c = o.x.shape[0], o.x.shape[-1]
         # sums of x, y, x^2, xy, y^2 and the pixel count over the overlap (row 0) and over the overlap without each
         # border region (rows 1..R): one matrix product
@@ -282,30 +283,36 @@ class EccVerifier:
         k = int(np.argmin(score))
         if score[k] < best:
             best, region = float(score[k]), _REGIONS[k]
-        return min(best, self._clipped(o)), region
+        clipped, co = self._clipped(o)
+        return (clipped, None, co) if clipped < best else (best, region, o)
 
-    def _clipped(self, o: _Overlap) -> float:
+    def _clipped(self, o: _Overlap) -> tuple[float, _Overlap | None]:
         """The residual over the overlap when one of the two images had its highlights clipped (a brightened copy:
-        a pastel background pushed to white): the pixel-channels of the brighter image within CLIP_TOL of its
-        maximum are censored, the gain and offsets are fitted on the pixels with no channel censored, and a censored
-        pixel-channel counts only by how far the fit predicts it below the clipping level (module doc). inf when
-        fewer than CLIP_MIN_CENSORED of the overlap is censored or fewer than CLIP_MIN_SHARE is left uncensored."""
+        a pastel background pushed to white), and the overlap with the darker image replaced by its fitted prediction,
+        clipped where the brighter one is (for the local term). The pixel-channels of the brighter image within
+        CLIP_TOL of its maximum are censored; one gain and one offset (a brightness/contrast change moves the channels
+        alike) are fitted on the others, and a censored pixel-channel counts only by how far the fit predicts it below
+        the clipping level (module doc). (inf, None) when fewer than CLIP_MIN_CENSORED of the overlap's pixel-channels
+        are censored or fewer than CLIP_MIN_SHARE are left."""
         m = o.m > 0
-        n, best = float(o.m.sum()), float("inf")
+        c = o.xf.shape[0]
+        n, best, out = float(o.m.sum()) * c, float("inf"), None
         for bright, dark in ((o.xf, o.yf), (o.yf, o.xf)):
             level = float(bright.max(1, where=m[None], initial=0.0).max()) - CLIP_TOL
             censored = bright >= level  # (C, N)
-            free = o.m * ~censored.any(0)  # (N,) weights: overlap pixels with no channel censored
+            free = o.m[None] * ~censored  # (C, N) weights: the overlap's pixel-channels not censored
             k = float(free.sum())
             if not CLIP_MIN_SHARE * n <= k <= (1 - CLIP_MIN_CENSORED) * n:
                 continue
-            bm, dm = bright @ free / k, dark @ free / k  # (C,) means over the free pixels
-            cov, var = ((bright - bm[:, None]) * (dark - dm[:, None])) @ free, ((dark - dm[:, None]) ** 2) @ free
-            g = float(_clip_gain(float(cov.sum()), float(var.sum())))
-            pred = g * dark + (bm - g * dm)[:, None]
+            bm, dm = float((bright * free).sum()) / k, float((dark * free).sum()) / k
+            g = float(_clip_gain(float(((bright - bm) * (dark - dm) * free).sum()), float(((dark - dm) ** 2 * free).sum())))
+            pred = g * dark + (bm - g * dm)
             r = np.where(censored, np.maximum(level - pred, 0.0), bright - pred)
-            best = min(best, _trimmed_rms((r * r).mean(0)[m], self.trim) / o.contrast)
-        return best
+            score = _trimmed_rms((r * r).mean(0)[m], self.trim) / o.contrast
+            if score < best:
+                img = np.where(censored, np.minimum(pred, level + 0.5 * CLIP_TOL), pred).T.reshape(o.x.shape).astype(np.float32)
+                best, out = score, o._replace(**{("y" if dark is o.yf else "x"): img})
+        return best, out
 
     def _local(self, o: _Overlap, region: Box | None) -> float:
         """The largest RMS residual in a LOCAL_WINDOW square of the overlap without a LOCAL_MARGIN px band at its edge
@@ -345,9 +352,9 @@ class EccVerifier:
         prep = self._prepare(fa, fb, grey, w)
         if prep is None:
             return float("inf")
-        score, region = self._global(prep)
+        score, region, local = self._global(prep)
         if score < bound and self.local_weight > 0:
-            score = max(score, self.local_weight * self._local(prep, region))
+            score = max(score, self.local_weight * self._local(local, region))
         return score
 
     def score(

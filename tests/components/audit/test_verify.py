@@ -225,10 +225,34 @@ def test_ecc_censors_clipped_highlights_of_a_brightened_copy() -> None:
     ia, ib = np.array([0, 2, 2, 2]), np.array([1, 3, 4, 5])
 
     class Uncensored(EccVerifier):
-        def _clipped(self, o: object) -> float:
-            return float("inf")
+        def _clipped(self, o: object) -> tuple[float, None]:
+            return float("inf"), None
 
     t = AuditConfig().ecc_threshold
     before, after = Uncensored().score(th, th, ia, ib), EccVerifier().score(th, th, ia, ib)
     assert (before[:2] > t).all() and (after[:2] <= 0.1).all(), (before, after)
     assert (after[2:] > t).all(), after
+
+
+def test_ecc_local_term_compares_the_clipped_prediction() -> None:
+    """A real drawing (openclipart `led_triangular_1_grey`, public domain) and its brightness x1.15 + contrast x0.9
+    copy from the real-image benchmark: the pastel background and the triangle's highlights clip to white. The global
+    fit censors them, but the local term used to compare the raw images, where the clipped highlights are one place
+    that differs (0.14, above ecc_threshold). It now compares the copy with the original's fitted prediction, clipped
+    where the copy is: ~0.05."""
+    from pathlib import Path
+
+    from components.audit.align import EccVerifier
+
+    strip = np.asarray(Image.open(Path(__file__).parent / "data" / "brightened_clipart_led.png").convert("RGB"))
+    th = np.stack(np.split(strip, 2, axis=1))
+
+    class RawLocal(EccVerifier):
+        def _global(self, o: object) -> tuple:
+            score, region, _ = super()._global(o)
+            return score, region, o
+
+    t = AuditConfig().ecc_threshold
+    one = np.array([0])
+    before, after = RawLocal().score(th, th, one, one + 1)[0], EccVerifier().score(th, th, one, one + 1)[0]
+    assert before > t >= 0.08 >= after, (before, after)
