@@ -1,21 +1,24 @@
 """Dense alignment verification of candidate pairs (OpenCV ECC): same picture under rescale + crop + shift + rotation?
 
 For a pair (a, b) of 64 px thumbnails, `EccVerifier` estimates the affine map that carries b onto a by maximising
-their enhanced correlation coefficient (`cv2.findTransformECC`, Evangelidis & Psarakis 2008): first at 32 px from
-two starting points (the crop box that made the pair a candidate, see hashing.CROP_BOXES, and the identity), then
-refined at 64 px. The map must be plausible for a copy (each axis scaled 0.6-1.6x, aspect change <= 4/3, shear
-<= 0.15, rotation <= 12 degrees) and the two frames must overlap by >= half of each. The score is the residual of a
-against b warped onto it, over the overlap only (so the fill of a rotation or the strip a crop cut off does not
-count), after one gain (0.7-1.4) and an offset per channel, the 2% largest residuals trimmed; one border region (a
-corner square or a band of 35% of the side: where a caption or logo goes) may be left out, the score then doubled,
-when what is left keeps 70% of a's contrast; or the brighter image's clipped highlights may be censored (a brightened
-copy whose pastel background went white: `_clipped`). Grey pairs (either image grey) are compared in grey. The residual is
-divided by a's contrast, as in verify.AlignedVerifier. The score is at least 1/3 of the local peak: the largest RMS
-residual in a 9 px window (in luma, blurred 1 px more, a 5 px band at the overlap's edge and the left-out region
-excluded): look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit) that the residual
-over the whole overlap averages away, where a copy's resampling and JPEG residual is spread out. Each pair is scored
-under ECC's map and under its starting maps (ECC can be pulled off by an overlay; when ECC cannot run at all, on a
-smooth field, the starting maps are still scored), and keeps the lowest score.
+their enhanced correlation coefficient (`cv2.findTransformECC`, Evangelidis & Psarakis 2008): first at 32 px from two
+starting points (the crop box that made the pair a candidate, see hashing.CROP_BOXES, and the identity; an ECC run
+that stops without converging is retried with OpenCV's own Gaussian smoothing), then refined at 64 px (when the
+refinement loses the correlation, the 32 px map is scored instead). The map must be plausible for a copy (each axis
+scaled 0.6-1.6x, aspect change <= 4/3, shear <= 0.15, rotation <= 12 degrees) and the two frames must overlap by >=
+half of each. The score is the residual of a against b warped onto it, over the overlap only (so the fill of a
+rotation or the strip a crop cut off does not count), each image blurred 1 px of the other's frame where it samples
+the picture more finely (a crop's thumbnail does: the map's scale per axis), after one gain (0.7-1.4) and an offset
+per channel, the 2% largest residuals trimmed; one border region (a corner square or a band of 35% of the side: where
+a caption or logo goes) may be left out, the score then doubled, when what is left keeps 70% of a's contrast; or the
+brighter image's clipped highlights may be censored (a brightened copy whose pastel background went white: `_clipped`;
+the local term below then compares the clipped prediction). Grey pairs (either image grey) are compared in grey. The
+residual is divided by a's contrast, as in verify.AlignedVerifier. The score is at least 1/3 of the local peak: the
+largest RMS residual in a 9 px window (in luma, blurred 1 px more, a 5 px band at the overlap's edge and the left-out
+region excluded): look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit) that the
+residual over the whole overlap averages away, where a copy's resampling and JPEG residual is spread out. Each pair is
+scored under ECC's map and under its starting maps (ECC can be pulled off by an overlay; when ECC cannot run at all,
+on a smooth field, the starting maps are still scored), and keeps the lowest score.
 
 Why ECC and not only keypoints (verify.OrbVerifier): on 32-96 px images ORB finds few keypoints and RANSAC's
 transform is off by a pixel or two, which leaves true 25% crops and rotations with residuals as high as those of
@@ -202,11 +205,13 @@ class EccVerifier:
         self.threads = threads if threads is not None else _default_threads()
 
     def _ecc(self, a: np.ndarray, b: np.ndarray, w: np.ndarray, iters: int) -> tuple[float, np.ndarray]:
-        try:
-            cc, w = cv2.findTransformECC(a, b, w.copy(), cv2.MOTION_AFFINE, _criteria(iters), None, 1)
-            return float(cc), w
-        except cv2.error:  # did not converge (flat image, singular Hessian): -1
-            return -1.0, w
+        for smooth in (1, 5):
+            try:
+                cc, w2 = cv2.findTransformECC(a, b, w.copy(), cv2.MOTION_AFFINE, _criteria(iters), None, smooth)
+                return float(cc), w2
+            except cv2.error:  # did not converge (flat image, singular Hessian): -1
+                pass
+        return -1.0, w
 
     def align(self, a: np.ndarray, b: np.ndarray, box: Box = FULL, overlay: bool = False) -> list[np.ndarray]:
         """Candidate (2, 3) maps a -> b: the ECC optimum when it is plausible, then the starting points themselves
@@ -227,18 +232,24 @@ class EccVerifier:
         w = w.copy()
         w[:, 2] = 2 * w[:, 2] + 0.5 - 0.5 * w[:, :2].sum(1)  # 32 px -> 64 px coordinates (pixel centres)
         blur = lambda g: cv2.GaussianBlur(g, (0, 0), self.blur)  # noqa: E731
-        cc, w = self._ecc(blur(ga), blur(gb), w, 15)
-        return [w, *inits] if cc >= self.gate and plausible(w) else inits
+        cc, w64 = self._ecc(blur(ga), blur(gb), w, 15)
+        if cc >= self.gate:
+            return [w64, *inits] if plausible(w64) else inits
+        return [w, *inits] if plausible(w) else inits  # the refinement lost the 32 px optimum: that one is scored
 
     def _blurred(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(a, b) blurred as float32, and whether the pair is compared in grey: what every map of one pair shares."""
-        fa, fb = (cv2.GaussianBlur(x.astype(np.float32), (0, 0), self.blur) for x in (a, b))
-        return fa, fb, _is_grey(a) or _is_grey(b)
+        """(a, b) as float32, and whether the pair is compared in grey: what every map of one pair shares."""
+        return a.astype(np.float32), b.astype(np.float32), _is_grey(a) or _is_grey(b)
 
     def _prepare(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray) -> _Overlap | None:
         """b warped onto a by w, both blurred, and their overlap (_Overlap), or None when the frames overlap by less
-        than half of each. `fa`, `fb`, `grey`: from _blurred."""
+        than half of each. `fa`, `fb`, `grey`: from _blurred. Each image is blurred by `blur` px of the other's frame
+        where it is the finer one (per axis: w's scale): a crop's thumbnail samples the picture more finely than the
+        original's, and warped onto it unblurred it keeps detail the original lost (module doc)."""
         s = fa.shape[0]
+        sx, sy = float(np.hypot(w[0, 0], w[1, 0])), float(np.hypot(w[0, 1], w[1, 1]))  # b px per a px, per axis
+        fb = cv2.GaussianBlur(fb, (0, 0), self.blur * max(1.0, sx), sigmaY=self.blur * max(1.0, sy))
+        fa = cv2.GaussianBlur(fa, (0, 0), self.blur * max(1.0, 1 / sx), sigmaY=self.blur * max(1.0, 1 / sy))
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         x = cv2.warpAffine(fb, w, (s, s), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         inside = cv2.warpAffine(np.ones((s, s), np.float32), w, (s, s), flags=flags) > 0.999
@@ -348,7 +359,7 @@ class EccVerifier:
         return self._residual(*self._blurred(a, b), w, bound)
 
     def _residual(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray, bound: float) -> float:
-        """`residual` from the pair's blurred images (_blurred)."""
+        """`residual` from the pair's images as _blurred gives them."""
         prep = self._prepare(fa, fb, grey, w)
         if prep is None:
             return float("inf")
