@@ -237,13 +237,13 @@ class EccVerifier:
             return [w64, *inits] if plausible(w64) else inits
         return [w, *inits] if plausible(w) else inits  # the refinement lost the 32 px optimum: that one is scored
 
-    def _blurred(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """(a, b) as float32, and whether the pair is compared in grey: what every map of one pair shares."""
         return a.astype(np.float32), b.astype(np.float32), _is_grey(a) or _is_grey(b)
 
     def _prepare(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray) -> _Overlap | None:
         """b warped onto a by w, both blurred, and their overlap (_Overlap), or None when the frames overlap by less
-        than half of each. `fa`, `fb`, `grey`: from _blurred. Each image is blurred by `blur` px of the other's frame
+        than half of each. `fa`, `fb`, `grey`: from _pair. Each image is blurred by `blur` px of the other's frame
         where it is the finer one (per axis: w's scale): a crop's thumbnail samples the picture more finely than the
         original's, and warped onto it unblurred it keeps detail the original lost (module doc)."""
         s = fa.shape[0]
@@ -356,10 +356,10 @@ class EccVerifier:
         """Score of a against b warped by w (a -> b): the residual over their overlap (over a's contrast, module doc),
         or LOCAL_WEIGHT x the local peak when that is larger; inf when the frames overlap too little. The local peak
         is only computed when the residual is below `bound` (the score to beat)."""
-        return self._residual(*self._blurred(a, b), w, bound)
+        return self._residual(*self._pair(a, b), w, bound)
 
     def _residual(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray, bound: float) -> float:
-        """`residual` from the pair's images as _blurred gives them."""
+        """`residual` from the pair's images as _pair gives them."""
         prep = self._prepare(fa, fb, grey, w)
         if prep is None:
             return float("inf")
@@ -392,7 +392,7 @@ class EccVerifier:
             for p in part.tolist():
                 i, j = int(ia[p]), int(ib[p])
                 maps = self.align(a[i], b[j], boxes[p] if boxes is not None else FULL, bool(overlay[p]))
-                pair = self._blurred(a[i], b[j]) if maps else None
+                pair = self._pair(a[i], b[j]) if maps else None
                 for w in maps:
                     out[p] = min(out[p], self._residual(*pair, w, float(out[p])))
 
