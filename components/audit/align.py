@@ -57,6 +57,27 @@ PENALTY = 2.0  # score factor when a border region is left out (an overlay hypot
 # real-image benchmark at 9.5k (ecc_threshold 0.12, candidates of 2026-12-01): false pairs 61 -> 27, true pairs 271 ->
 # 269 (in luma and blurred 1 px more: without those, 21 and 256: chroma bleeding and thin lines; BENCHMARKS.md).
 LOCAL_WEIGHT, LOCAL_WINDOW, LOCAL_MARGIN, LOCAL_BLUR = 1 / 3, 9, 5, 1.0
+# a map that rescales or turns the picture (its linear part off the identity by more than RESAMPLED in any entry) moves
+# thin lines across pixels, which thickens or thins them in one image: the local term then blurs by
+# LOCAL_BLUR_RESAMPLED. Real-image benchmark, 9.5k, 3 seeds (2026-12-02): 25% crops +3, rotations +1, +6 false pairs
+# (+3 clean eval images flagged of 900); 1.5 px for every map instead: the same gains, +12 false pairs, one overlay lost.
+RESAMPLED, LOCAL_BLUR_RESAMPLED = 0.05, 1.5
+# JPEG keeps colour at half resolution and quantises it hardest (4:2:0): each colour pair is also scored with both
+# images' colour (RGB minus luma) blurred by CHROMA_BLUR px, luma kept sharp. Real-image benchmark, 9.5k, 3 seeds
+# (2026-12-02): JPEG q30-90 81 -> 88 of 90 (strongly compressed 32 px photo tiles), +1 each upscale + JPEG, brightness,
+# rotation; +4 false pairs, no clean eval image added (2 px: +1 true; 4 px: +9; 10 px: +12 and +2 clean images).
+CHROMA_BLUR = 6.0
+# a grey image against a colour one is compared in luma, which lets any colour variant of a drawing through (a red and
+# a grey LED, a yellow and a white disc): when the colour image is saturated (mean |RGB - luma| >= GREY_SATURATED), the
+# grey one must be its luma, gain within GREY_GAIN of 1 and means within GREY_MEAN levels. Real-image benchmark, 9.5k,
+# 3 seeds (2026-12-02): -11 false pairs (6 clean eval images), no true pair lost (grey copies: gain 1.00 +- 0.01, means
+# within 0.3; brightened drawings whose pastel background went white are at saturation < 8).
+GREY_SATURATED, GREY_GAIN, GREY_MEAN = 10.0, 0.1, 8.0
+# ECC aligns luma, unless luma has less than PRINCIPAL_SHARE of the contrast of the pair's principal colour component
+# (a yellow object on a light-blue ground): then that component. Real-image benchmark, 9.5k, 3 seeds: +2 (a lemon, a
+# lime: 0.15-0.17 -> 0.02-0.03), no false pair (the principal component for every colour pair: +1 and -2 true pairs,
+# +3 false pairs of smooth retina tiles; shares 0.35 and 0.5 measured the same).
+PRINCIPAL_SHARE = 0.5
 # clipped highlights (a brightened copy): pixel-channels within CLIP_TOL of the brighter image's maximum are censored,
 # tried when they make up >= CLIP_MIN_CENSORED of the overlap (a background gone white, not an object) and the
 # uncensored pixels >= CLIP_MIN_SHARE. On the real-image benchmark (candidates of 2026-12-01, ecc_threshold 0.12):
@@ -125,6 +146,16 @@ def _trimmed_rms(r2: np.ndarray, trim: float) -> float:
     return float(np.sqrt(np.sort(r2)[:keep].mean()))
 
 
+def _same_luma(o: _Overlap) -> bool:
+    """Whether the two grey images of an overlap (one of them a colour image's luma) have the same luma: least-squares
+    gain within GREY_GAIN of 1 and means within GREY_MEAN levels (a grey copy; not a colour variant)."""
+    m, n = o.m, float(o.m.sum())
+    mx, my = float(o.xf[0] @ m) / n, float(o.yf[0] @ m) / n
+    xc, yc = (o.xf[0] - mx) * m, (o.yf[0] - my) * m
+    gain = float(xc @ yc) / max(float(xc @ xc), 1e-6)
+    return abs(gain - 1) <= GREY_GAIN and abs(my - mx) <= GREY_MEAN
+
+
 def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None,
                size: int = 16, blur: float = 0.7, chunk: int = 2048, same: bool = False) -> np.ndarray:  # fmt: skip
     """(P,) float32: a cheap 16 px score of a[ia[p]] against b[ib[p]]: box `boxes[p]` of a (and the whole of a) against
@@ -175,6 +206,44 @@ def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, box
     return out
 
 
+def _saturation(x: np.ndarray) -> float:
+    """Mean |RGB - luma| of an (S, S, 3) image: how far from grey it is."""
+    f = x.astype(np.float32)
+    return float(np.abs(f - (f @ _LUMA)[..., None]).mean())
+
+
+def _ecc_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The single-channel float32 images ECC aligns: luma, or the pair's principal colour component when luma keeps
+    less than PRINCIPAL_SHARE of its contrast (a yellow object on a light-blue ground has almost none)."""
+    ga, gb = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) for x in (a, b))
+    if _is_grey(a) or _is_grey(b):
+        return ga, gb
+    fa, fb = a.astype(np.float32), b.astype(np.float32)
+    v = np.linalg.eigh(np.cov(np.concatenate([fa.reshape(-1, 3), fb.reshape(-1, 3)]).T))[1][:, -1].astype(np.float32)
+    pa, pb = fa @ v, fb @ v
+    if ga.std() + gb.std() < PRINCIPAL_SHARE * (pa.std() + pb.std()):
+        return (pa, pb) if v.sum() >= 0 else (-pa, -pb)
+    return ga, gb
+
+
+def _soft_chroma(f: np.ndarray) -> np.ndarray:
+    """(S, S, 3) float32: luma kept, colour (RGB minus luma) blurred by CHROMA_BLUR px: what JPEG leaves of colour."""
+    luma = (f @ _LUMA)[..., None]
+    return np.ascontiguousarray(luma + cv2.GaussianBlur(f - luma, (0, 0), CHROMA_BLUR), dtype=np.float32)
+
+
+class _Pair(NamedTuple):
+    """One pair's images as float32 and how they are compared (what every map of the pair shares): in grey (either
+    image grey), with the grey one held to the colour one's luma (`luma_kept`: the colour one saturated), and `soft`,
+    the pair with colour blurred (the JPEG hypothesis; None for grey pairs)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    grey: bool
+    luma_kept: bool
+    soft: tuple[np.ndarray, np.ndarray] | None
+
+
 def _default_threads() -> int:
     """The cores this process may use (its CPU affinity, as set by a scheduler or taskset), at most 8."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -220,7 +289,7 @@ class EccVerifier:
         rest may pull ECC's correlation below the floor): the identity is kept when ECC fails."""
         h = a.shape[0] // 2
         inits = [box_warp(bx, a.shape[0]) for bx in dict.fromkeys([box, FULL])]
-        ga, gb = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) for x in (a, b))
+        ga, gb = _ecc_inputs(a, b)
         sa, sb = (cv2.GaussianBlur(cv2.resize(g, (h, h), interpolation=cv2.INTER_AREA), (0, 0), 0.7) for g in (ga, gb))
         cc, w = max((self._ecc(sa, sb, box_warp(bx, h), 25) for bx in dict.fromkeys([box, FULL])), key=lambda r: r[0])
         if cc == -1.0:  # ECC could not run from any start (a smooth field): the starts are scored
@@ -237,9 +306,13 @@ class EccVerifier:
             return [w64, *inits] if plausible(w64) else inits
         return [w, *inits] if plausible(w) else inits  # the refinement lost the 32 px optimum: that one is scored
 
-    def _pair(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(a, b) as float32, and whether the pair is compared in grey: what every map of one pair shares."""
-        return a.astype(np.float32), b.astype(np.float32), _is_grey(a) or _is_grey(b)
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> _Pair:
+        """(a, b) as float32 and how they are compared (_Pair)."""
+        fa, fb = a.astype(np.float32), b.astype(np.float32)
+        ga, gb = _is_grey(a), _is_grey(b)
+        if ga or gb:
+            return _Pair(fa, fb, True, ga != gb and _saturation(b if ga else a) >= GREY_SATURATED, None)
+        return _Pair(fa, fb, False, False, (_soft_chroma(fa), _soft_chroma(fb)))
 
     def _prepare(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray) -> _Overlap | None:
         """b warped onto a by w, both blurred, and their overlap (_Overlap), or None when the frames overlap by less
@@ -325,9 +398,10 @@ class EccVerifier:
                 best, out = score, o._replace(**{("y" if dark is o.yf else "x"): img})
         return best, out
 
-    def _local(self, o: _Overlap, region: Box | None) -> float:
+    def _local(self, o: _Overlap, region: Box | None, blur: float = LOCAL_BLUR) -> float:
         """The largest RMS residual in a LOCAL_WINDOW square of the overlap without a LOCAL_MARGIN px band at its edge
-        and without `region`, over a's contrast, after one gain + an offset fitted on those pixels (in luma)."""
+        and without `region`, over a's contrast, after one gain + an offset fitted on those pixels (in luma, both
+        images blurred by `blur` px)."""
         s = o.x.shape[0]
         e = 2 * LOCAL_MARGIN + 1
         keep = cv2.erode(o.inside.astype(np.uint8), np.ones((e, e), np.uint8))  # a border band is left out: the fill
@@ -337,7 +411,7 @@ class EccVerifier:
         x, y = o.x, o.y
         if x.shape[-1] == 3:  # in luma: JPEG's chroma subsampling bleeds colour around saturated edges
             x, y = x @ _LUMA, y @ _LUMA
-        x, y = (cv2.GaussianBlur(v.reshape(s, s), (0, 0), LOCAL_BLUR) for v in (x, y))  # resampling of thin lines
+        x, y = (cv2.GaussianBlur(v.reshape(s, s), (0, 0), blur) for v in (x, y))  # resampling of thin lines
         kf = keep.astype(np.float32)
         n = float(kf.sum())
         if n == 0:
@@ -356,16 +430,25 @@ class EccVerifier:
         """Score of a against b warped by w (a -> b): the residual over their overlap (over a's contrast, module doc),
         or LOCAL_WEIGHT x the local peak when that is larger; inf when the frames overlap too little. The local peak
         is only computed when the residual is below `bound` (the score to beat)."""
-        return self._residual(*self._pair(a, b), w, bound)
+        return self._best(self._pair(a, b), w, bound)
 
-    def _residual(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray, bound: float) -> float:
-        """`residual` from the pair's images as _pair gives them."""
+    def _best(self, pair: _Pair, w: np.ndarray, bound: float) -> float:
+        """`residual` of one map from the pair as _pair gives it: the lower of the pair as it is and, for colour
+        pairs, with colour blurred (a JPEG copy)."""
+        score = self._residual(pair.a, pair.b, pair.grey, pair.luma_kept, w, bound)
+        if pair.soft is not None:
+            score = min(score, self._residual(*pair.soft, False, False, w, min(bound, score)))
+        return score
+
+    def _residual(self, fa: np.ndarray, fb: np.ndarray, grey: bool, luma_kept: bool, w: np.ndarray, bound: float) -> float:
+        """The score of one map for one way of comparing the pair (_Pair)."""
         prep = self._prepare(fa, fb, grey, w)
-        if prep is None:
+        if prep is None or (luma_kept and not _same_luma(prep)):
             return float("inf")
         score, region, local = self._global(prep)
         if score < bound and self.local_weight > 0:
-            score = max(score, self.local_weight * self._local(local, region))
+            resampled = float(np.abs(w[:, :2] - np.eye(2)).max()) > RESAMPLED
+            score = max(score, self.local_weight * self._local(local, region, LOCAL_BLUR_RESAMPLED if resampled else LOCAL_BLUR))
         return score
 
     def score(
@@ -394,7 +477,7 @@ class EccVerifier:
                 maps = self.align(a[i], b[j], boxes[p] if boxes is not None else FULL, bool(overlay[p]))
                 pair = self._pair(a[i], b[j]) if maps else None
                 for w in maps:
-                    out[p] = min(out[p], self._residual(*pair, w, float(out[p])))
+                    out[p] = min(out[p], self._best(pair, w, float(out[p])))
 
         workers = min(self.threads, len(todo) // 32)
         if workers <= 1:
