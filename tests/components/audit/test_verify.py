@@ -275,3 +275,72 @@ def test_ecc_finds_real_25pc_crops() -> None:
     assert (r <= AuditConfig().ecc_threshold).all(), r
     cross = EccVerifier().score(th, th, np.array([0, 2, 4]), np.array([3, 5, 1]))
     assert (cross > AuditConfig().ecc_threshold).all(), cross
+
+
+def _real_pairs() -> tuple[np.ndarray, list]:
+    """Nine (original, copy or look-alike) pairs of 64 px thumbnails from the real-image benchmark (2026-12-02):
+    Hubble Deep Field tiles (NASA, public domain) under JPEG q30 and upscale + JPEG; Noto emoji (Apache 2.0): a black
+    disc vs a green one, a yellow disc vs a white one, a hand and its grey copy; openclipart drawings (public domain):
+    a lemon and a lime under crops, two line drawings under 25% crops. And the crop box that made each a candidate."""
+    from pathlib import Path
+
+    strip = np.asarray(Image.open(Path(__file__).parent / "data" / "real_pairs.png").convert("RGB"))
+    boxes = [(0.0, 0.0, 1.0, 1.0)] * 5 + [(0.05, 0.1, 0.95, 1.0), (0.1, 0.1, 1.0, 1.0), (0.1, 0.2, 0.9, 1.0), (0, 0, 0.9, 0.9)]
+    return np.stack(np.split(strip, strip.shape[1] // 64, axis=1)), boxes
+
+
+def _ecc_pairs(idx: list[int], **constants: float) -> np.ndarray:
+    """EccVerifier scores of _real_pairs()[idx] (pair k: thumbnails 2k, 2k + 1), with align.py's constants overridden."""
+    from components.audit import align
+
+    th, boxes = _real_pairs()
+    saved = {k: getattr(align, k) for k in constants}
+    try:
+        for k, v in constants.items():
+            setattr(align, k, v)
+        ia = np.array([2 * k for k in idx])
+        return align.EccVerifier(threads=1).score(th, th, ia, ia + 1, [boxes[k] for k in idx])
+    finally:
+        for k, v in saved.items():
+            setattr(align, k, v)
+
+
+def test_ecc_finds_jpeg_copies_of_photo_tiles_by_their_blurred_colour() -> None:
+    """Two 32 px photo tiles compressed at q30 (one upscaled first): JPEG keeps colour at half resolution and quantises
+    it hardest, so the copies differ from their originals mostly in colour detail (0.16 before; threshold 0.12).
+    Compared with colour blurred as JPEG does, they score ~0.1; a neighbouring tile of the same star field does not."""
+    from components.audit.align import EccVerifier
+
+    t = AuditConfig().ecc_threshold
+    after = _ecc_pairs([0, 1])
+    before = _ecc_pairs([0, 1], CHROMA_BLUR=1e-3)  # a blur of 0.001 px: the colour kept as it is
+    assert (before > t).all() and (after <= t).all(), (before, after)
+    th, _ = _real_pairs()
+    cross = EccVerifier(threads=1).score(th, th, np.array([0, 2]), np.array([3, 1]))
+    assert (cross > t).all(), cross
+
+
+def test_ecc_holds_a_grey_image_to_a_saturated_colour_image_luma() -> None:
+    """A black disc and a green one, a yellow disc and a white one (emoji): compared in luma because one is grey, they
+    matched (0.07) with a free gain and offset. The grey image must be the colour one's luma: both are now rejected,
+    and a real grey copy (a hand) still scores ~0.01."""
+    t = AuditConfig().ecc_threshold
+    before, after = _ecc_pairs([2, 3, 4], GREY_SATURATED=np.inf), _ecc_pairs([2, 3, 4])
+    assert (before <= t).all(), before
+    assert (after[:2] > t).all() and after[2] <= 0.02, after
+
+
+def test_ecc_aligns_a_yellow_drawing_on_its_principal_colour() -> None:
+    """A lemon and a lime on a light-blue ground (openclipart) under a 25% and a corner crop: in luma the fruit barely
+    stands out and ECC does not align the crop (0.15-0.17). On the pair's principal colour component it does: <= 0.04."""
+    t = AuditConfig().ecc_threshold
+    before, after = _ecc_pairs([5, 6], PRINCIPAL_SHARE=0.0), _ecc_pairs([5, 6])
+    assert (before > t).all() and (after <= 0.04).all(), (before, after)
+
+
+def test_ecc_local_term_blurs_more_when_the_map_rescales() -> None:
+    """Two line drawings under 25% crops resized back (openclipart): rescaled, their thin lines thicken, and the local
+    term peaked on them (0.125, threshold 0.12). Under maps that rescale or turn it blurs 1.5 px: 0.11."""
+    t = AuditConfig().ecc_threshold
+    before, after = _ecc_pairs([7, 8], LOCAL_BLUR_RESAMPLED=1.0), _ecc_pairs([7, 8])
+    assert (before > t).all() and (after <= t).all(), (before, after)
