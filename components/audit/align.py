@@ -1,29 +1,33 @@
 """Dense alignment verification of candidate pairs (OpenCV ECC): same picture under rescale + crop + shift + rotation?
 
 For a pair (a, b) of 64 px thumbnails, `EccVerifier` estimates the affine map that carries b onto a by maximising
-their enhanced correlation coefficient (`cv2.findTransformECC`, Evangelidis & Psarakis 2008): first at 32 px from two
-starting points (the crop box that made the pair a candidate, see hashing.CROP_BOXES, and the identity; an ECC run
-that stops without converging is retried with OpenCV's own Gaussian smoothing), then refined at 64 px (when the
-refinement loses the correlation, the 32 px map is scored instead). The map must be plausible for a copy (each axis
-scaled 0.6-1.6x, aspect change <= 4/3, shear <= 0.15, rotation <= 12 degrees) and the two frames must overlap by >=
-half of each. The score is the residual of a against b warped onto it, over the overlap only (so the fill of a
+their enhanced correlation coefficient (`cv2.findTransformECC`, Evangelidis & Psarakis 2008), on luma (or on the
+pair's principal colour component when luma has little contrast: a yellow object on a light-blue ground): first at 32
+px from two starting points (the crop box that made the pair a candidate, see hashing.CROP_BOXES, and the identity; an
+ECC run that stops without converging is retried with OpenCV's own Gaussian smoothing), then refined at 64 px (when
+the refinement loses the correlation, the 32 px map is scored instead). The map must be plausible for a copy (each
+axis scaled 0.6-1.6x, aspect change <= 4/3, shear <= 0.15, rotation <= 12 degrees) and the two frames must overlap by
+>= half of each. The score is the residual of a against b warped onto it, over the overlap only (so the fill of a
 rotation or the strip a crop cut off does not count), each image blurred 1 px of the other's frame where it samples
 the picture more finely (a crop's thumbnail does: the map's scale per axis), after one gain (0.7-1.4) and an offset
 per channel, the 2% largest residuals trimmed; one border region (a corner square or a band of 35% of the side: where
 a caption or logo goes) may be left out, the score then doubled, when what is left keeps 70% of a's contrast; or the
 brighter image's clipped highlights may be censored (a brightened copy whose pastel background went white: `_clipped`;
-the local term below then compares the clipped prediction). Grey pairs (either image grey) are compared in grey. The
-residual is divided by a's contrast, as in verify.AlignedVerifier. The score is at least 1/3 of the local peak: the
-largest RMS residual in a 9 px window (in luma, blurred 1 px more, a 5 px band at the overlap's edge and the left-out
-region excluded): look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit) that the
-residual over the whole overlap averages away, where a copy's resampling and JPEG residual is spread out. Each pair is
-scored under ECC's map and under its starting maps (ECC can be pulled off by an overlay; when ECC cannot run at all,
-on a smooth field, the starting maps are still scored), and keeps the lowest score.
+the local term below then compares the clipped prediction). Grey pairs (either image grey) are compared in grey; when
+the other image is saturated colour, the grey one must be its luma (gain ~1, same mean: a grey copy, not a colour
+variant). Colour pairs are also scored, under the map that fits best, with both images' colour blurred as JPEG's 4:2:0
+subsampling and quantisation leave it (luma kept sharp), and keep the lower score. The residual is divided by a's
+contrast, as in verify.AlignedVerifier. The score is at least 1/3 of the local peak: the largest RMS residual in a 9
+px window (in luma, blurred 1 px more, 1.5 px under a map that rescales or turns, a 5 px band at the overlap's edge
+and the left-out region excluded): look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's
+digit) that the residual over the whole overlap averages away, where a copy's resampling and JPEG residual is spread
+out. Each pair is scored under ECC's map and under its starting maps (ECC can be pulled off by an overlay; when ECC
+cannot run at all, on a smooth field, the starting maps are still scored), and keeps the lowest score.
 
 Why ECC and not only keypoints (verify.OrbVerifier): on 32-96 px images ORB finds few keypoints and RANSAC's
 transform is off by a pixel or two, which leaves true 25% crops and rotations with residuals as high as those of
 look-alikes (BENCHMARKS.md); the dense alignment brings them to 0.01-0.06 (real-image benchmark, 1k).
-Cost: ~1.5-2 ms per pair on one CPU core, about half of it in ECC (the 32 px stage rejects most look-alikes:
+Cost: ~1.5-2.5 ms per pair on one CPU core, about half of it in ECC (the 32 px stage rejects most look-alikes:
 correlation < 0.7); the local peak is computed only for maps whose residual beats the pair's best score so far. Pairs
 are spread over the process's cores on threads (OpenCV releases the GIL): 2.0-2.6x faster on 2 cores than one thread.
 """
@@ -62,10 +66,11 @@ LOCAL_WEIGHT, LOCAL_WINDOW, LOCAL_MARGIN, LOCAL_BLUR = 1 / 3, 9, 5, 1.0
 # LOCAL_BLUR_RESAMPLED. Real-image benchmark, 9.5k, 3 seeds (2026-12-02): 25% crops +3, rotations +1, +6 false pairs
 # (+3 clean eval images flagged of 900); 1.5 px for every map instead: the same gains, +12 false pairs, one overlay lost.
 RESAMPLED, LOCAL_BLUR_RESAMPLED = 0.05, 1.5
-# JPEG keeps colour at half resolution and quantises it hardest (4:2:0): each colour pair is also scored with both
-# images' colour (RGB minus luma) blurred by CHROMA_BLUR px, luma kept sharp. Real-image benchmark, 9.5k, 3 seeds
-# (2026-12-02): JPEG q30-90 81 -> 88 of 90 (strongly compressed 32 px photo tiles), +1 each upscale + JPEG, brightness,
-# rotation; +4 false pairs, no clean eval image added (2 px: +1 true; 4 px: +9; 10 px: +12 and +2 clean images).
+# JPEG keeps colour at half resolution and quantises it hardest (4:2:0): each colour pair is also scored, under the
+# map that fits it best, with both images' colour (RGB minus luma) blurred by CHROMA_BLUR px, luma kept sharp.
+# Real-image benchmark, 9.5k, 3 seeds (2026-12-02): JPEG q30-90 81 -> 88 of 90 (strongly compressed 32 px photo
+# tiles), +1 each upscale + JPEG, brightness, rotation; +4 false pairs, no clean eval image added (2 px: +1 true; 4
+# px: +9; 10 px: +12 and +2 clean images; scoring it under every map: the same verdicts, slower).
 CHROMA_BLUR = 6.0
 # a grey image against a colour one is compared in luma, which lets any colour variant of a drawing through (a red and
 # a grey LED, a yellow and a white disc): when the colour image is saturated (mean |RGB - luma| >= GREY_SATURATED), the
@@ -475,9 +480,15 @@ class EccVerifier:
             for p in part.tolist():
                 i, j = int(ia[p]), int(ib[p])
                 maps = self.align(a[i], b[j], boxes[p] if boxes is not None else FULL, bool(overlay[p]))
-                pair = self._pair(a[i], b[j]) if maps else None
+                if not maps:
+                    continue
+                pair, best = self._pair(a[i], b[j]), None
                 for w in maps:
-                    out[p] = min(out[p], self._best(pair, w, float(out[p])))
+                    r = self._residual(pair.a, pair.b, pair.grey, pair.luma_kept, w, float(out[p]))
+                    if r < out[p]:
+                        out[p], best = r, w
+                if best is not None and pair.soft is not None:  # the JPEG hypothesis, under the map that fits best
+                    out[p] = min(out[p], self._residual(*pair.soft, False, False, best, float(out[p])))
 
         workers = min(self.threads, len(todo) // 32)
         if workers <= 1:
