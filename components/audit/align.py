@@ -69,9 +69,10 @@ LOCAL_WEIGHT, LOCAL_WINDOW, LOCAL_MARGIN, LOCAL_BLUR = 1 / 3, 9, 5, 1.0
 RESAMPLED, LOCAL_BLUR_RESAMPLED = 0.05, 1.5
 # JPEG keeps colour at half resolution and quantises it hardest (4:2:0): each colour pair is also scored, under the
 # map that fits it best, with both images' colour (RGB minus luma) blurred by CHROMA_BLUR px, luma kept sharp.
-# Real-image benchmark, 9.5k, 3 seeds (2026-12-02): JPEG q30-90 81 -> 88 of 90 (strongly compressed 32 px photo
-# tiles), +1 each upscale + JPEG, brightness, rotation; +4 false pairs, no clean eval image added (2 px: +1 true; 4
-# px: +9; 10 px: +12 and +2 clean images; scoring it under every map: the same verdicts, slower).
+# Real-image benchmark, 9.5k, 3 seeds (2026-12-02): JPEG q30-90 81 -> 88 of 90 (87 with the gate below; strongly
+# compressed 32 px photo tiles), +1 each upscale + JPEG, brightness, rotation; +4 false pairs, no clean eval image
+# added (2 px: +1 true; 4 px: +9; 10 px: +12 and +2 clean images; scoring it under every map: the same verdicts,
+# slower).
 CHROMA_BLUR = 6.0
 # ... and only when one of the two has lost colour detail (mean |colour - colour blurred 3 px|) to at most
 # JPEG_DETAIL of the other's: the JPEG copies the hypothesis found are at 0.09-0.58; independent renders of one shape
