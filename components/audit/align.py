@@ -19,11 +19,11 @@ variant). Colour pairs where one image has lost most of the other's colour detai
 fits best, with both images' colour blurred as JPEG's 4:2:0 subsampling and quantisation leave it (luma kept sharp),
 and keep the lower score. The residual is divided by a's contrast, as in verify.AlignedVerifier. The score is at least
 1/3 of the local peak: the largest RMS residual in a 9 px window (in luma, blurred 1 px more, 1.5 px under a map that
-rescales or turns, a 5 px band at the overlap's edge and the left-out region excluded): look-alikes differ in one
-place (a folder's emblem, a clock's hands, a keycap's digit) that the residual over the whole overlap averages away,
-where a copy's resampling and JPEG residual is spread out. Each pair is scored under ECC's map and under its starting
-maps (ECC can be pulled off by an overlay; when ECC cannot run at all, on a smooth field, the starting maps are still
-scored), and keeps the lowest score.
+rescales or turns unless one image is grey and the other colour, a 5 px band at the overlap's edge and the left-out
+region excluded): look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit) that the
+residual over the whole overlap averages away, where a copy's resampling and JPEG residual is spread out. Each pair is
+scored under ECC's map and under its starting maps (ECC can be pulled off by an overlay; when ECC cannot run at all,
+on a smooth field, the starting maps are still scored), and keeps the lowest score.
 
 Why ECC and not only keypoints (verify.OrbVerifier): on 32-96 px images ORB finds few keypoints and RANSAC's
 transform is off by a pixel or two, which leaves true 25% crops and rotations with residuals as high as those of
