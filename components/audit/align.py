@@ -164,8 +164,7 @@ def _same_luma(o: _Overlap) -> bool:
     gain within GREY_GAIN of 1 and means within GREY_MEAN levels (a grey copy; not a colour variant)."""
     m, n = o.m, float(o.m.sum())
     mx, my = float(o.xf[0] @ m) / n, float(o.yf[0] @ m) / n
-    xc, yc = (o.xf[0] - mx) * m, (o.yf[0] - my) * m
-    gain = float(xc @ yc) / max(float(xc @ xc), 1e-6)
+    gain = _gain((o.xf[0] - mx) * m, (o.yf[0] - my) * m)  # held within GAIN_RANGE, which is wider than GREY_GAIN
     return abs(gain - 1) <= GREY_GAIN and abs(my - mx) <= GREY_MEAN
 
 
