@@ -294,15 +294,11 @@ def _ecc_pairs(idx: list[int], **constants: float) -> np.ndarray:
     from components.audit import align
 
     th, boxes = _real_pairs()
-    saved = {k: getattr(align, k) for k in constants}
-    try:
+    with pytest.MonkeyPatch.context() as mp:
         for k, v in constants.items():
-            setattr(align, k, v)
+            mp.setattr(align, k, v)
         ia = np.array([2 * k for k in idx])
         return align.EccVerifier(threads=1).score(th, th, ia, ia + 1, [boxes[k] for k in idx])
-    finally:
-        for k, v in saved.items():
-            setattr(align, k, v)
 
 
 def test_ecc_finds_jpeg_copies_of_photo_tiles_by_their_blurred_colour() -> None:
