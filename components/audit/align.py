@@ -44,8 +44,9 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) as fractions of the frame
-FULL: Box = (0.0, 0.0, 1.0, 1.0)
+from .screen import FULL, GAIN_RANGE, Box, box_screen
+from .screen import LUMA as _LUMA
+
 GATE_CC = 0.7  # correlation at 32 px below which ECC's map is not refined at 64 px (the starting maps are still scored)
 KEEP_CONTRAST = 0.7  # an overlay hypothesis must leave this share of a's contrast outside the region it ignores
 SCREEN = 0.6  # box_screen score above which a pair is rejected before alignment
@@ -98,8 +99,6 @@ PRINCIPAL_SHARE = 0.35
 # +4 and 1 false pair; 8: 2 false pairs). CLIP_MIN_CENSORED 0.05 censored the saturated disc (~7% of the frame) of the
 # embedded renders and let 12 independent renders through dedup; 0.15-0.3 keep every real-image gain, 0.4 loses one.
 CLIP_TOL, CLIP_MIN_SHARE, CLIP_MIN_CENSORED = 3.0, 0.05, 0.2
-_LUMA = np.float32([0.299, 0.587, 0.114])
-GAIN_RANGE = (0.7, 1.4)  # the one gain a copy's brightness/contrast change may have (fitted by least squares)
 # border regions an overlay may cover: 4 corner squares, top and bottom bands (x0, y0, x1, y1)
 _REGIONS: list[Box] = [
     (0, 0, 0.35, 0.35), (0.65, 0, 1, 0.35), (0, 0.65, 0.35, 1), (0.65, 0.65, 1, 1),
@@ -166,56 +165,6 @@ def _same_luma(o: _Overlap) -> bool:
     mx, my = float(o.xf[0] @ m) / n, float(o.yf[0] @ m) / n
     gain = _gain((o.xf[0] - mx) * m, (o.yf[0] - my) * m)  # held within GAIN_RANGE, which is wider than GREY_GAIN
     return abs(gain - 1) <= GREY_GAIN and abs(my - mx) <= GREY_MEAN
-
-
-def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None,
-               size: int = 16, blur: float = 0.7, chunk: int = 2048, same: bool = False) -> np.ndarray:  # fmt: skip
-    """(P,) float32: a cheap 16 px score of a[ia[p]] against b[ib[p]]: box `boxes[p]` of a (and the whole of a) against
-    the whole of b, one gain (0.7-1.4) and an offset per channel (grey pairs in grey), over a's contrast; the lower of
-    the two. `same`: box `boxes[p]` of a against the same box of b, alone. What EccVerifier.score screens pairs with
-    (torch, batched by box, `chunk` pairs at a time)."""
-    if len(ia) > chunk:
-        return np.concatenate([box_screen(a, b, ia[s : s + chunk], ib[s : s + chunk],
-                                          None if boxes is None else boxes[s : s + chunk], size, blur, chunk, same)
-                               for s in range(0, len(ia), chunk)])  # fmt: skip
-    import torch
-
-    from .hashing import blur_area
-
-    n = a.shape[1]
-    boxes = list(boxes) if boxes is not None else [FULL] * len(ia)
-    mats: dict[Box, torch.Tensor] = {}
-
-    def resample(x: np.ndarray, idx: np.ndarray, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P, 3, size, size), (P,) grey: box of x[idx[p]]; each distinct image once (pairs share images)."""
-        if box not in mats:
-            mats[box] = torch.tensor(np.stack([blur_area(size, n, box[k] * n, box[k + 2] * n, blur * n / size) for k in (1, 0)]),
-                                     dtype=torch.float32)  # fmt: skip
-        ry, rx = mats[box]
-        u, inv = np.unique(idx, return_inverse=True)
-        t = ry @ torch.from_numpy(np.ascontiguousarray(x[u])).permute(0, 3, 1, 2).float() @ rx.T  # (U, 3, size, size)
-        inv = torch.from_numpy(inv.reshape(-1))
-        return t[inv], ((t.amax(1) - t.amin(1)).mean((1, 2)) < 2)[inv]
-
-    luma = torch.tensor(_LUMA)[None, :, None, None]
-    out = np.full(len(ia), np.inf, np.float32)
-    tb, gb = resample(b, ib, FULL) if not same else (None, None)
-    box_ids = np.array([hash(bx) for bx in boxes])
-    with torch.no_grad():
-        for box in dict.fromkeys(boxes if same else [*boxes, FULL]):
-            sel = np.arange(len(ia)) if box == FULL else np.flatnonzero(box_ids == hash(box))
-            if not len(sel):
-                continue
-            ta, ga = resample(a, ia[sel], box)
-            tbs, gbs = resample(b, ib[sel], box) if same else (tb[sel], gb[sel])
-            grey = (ga | gbs)[:, None, None, None]
-            ta = torch.where(grey, (ta * luma).sum(1, keepdim=True).expand_as(ta), ta)
-            tbs = torch.where(grey, (tbs * luma).sum(1, keepdim=True).expand_as(tbs), tbs)
-            ac, bc = ta - ta.mean((2, 3), keepdim=True), tbs - tbs.mean((2, 3), keepdim=True)
-            g = ((ac * bc).sum((1, 2, 3)) / (bc * bc).sum((1, 2, 3)).clamp_min(1e-6)).clamp(*GAIN_RANGE)[:, None, None, None]
-            r = ((ac - g * bc) ** 2).mean((1, 2, 3)).sqrt() / (ac.std((1, 2, 3)) + 4.0)
-            out[sel] = np.minimum(out[sel], r.numpy())
-    return out
 
 
 def _saturation(x: np.ndarray) -> float:
