@@ -35,7 +35,7 @@ class AuditConfig:
         orb_threshold: with "orb", an ORB-aligned pair is a duplicate when its residual after the alignment is <= this.
         orb_min_inliers: with "orb", RANSAC inliers a pair needs to count as aligned.
         ecc_threshold: with "ecc", an aligned pair is a duplicate when its residual over the overlap is <= this.
-        crop_queries: the overlap audit also queries each eval image as 18 crops of itself (and in grey, and by a
+        crop_queries: the overlap audit also queries each eval image as 30 crops of itself (and in grey, and by a
             centre descriptor that ignores corner captions/logos): finds cropped and overlaid copies; needs
             thumbnails (`verify` or any verify_method); dedup's candidate search is unchanged. On by default.
         overlap_thresholds: per eval dataset override of `verify_threshold` (or, with `verify: false`,

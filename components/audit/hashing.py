@@ -290,14 +290,28 @@ def vector_pairs(
 
 # ----------------------------------------------------------------------------- crop-hypothesis queries
 # An eval image is also queried as each of these crops of itself (the whole frame, then crops keeping 90% and 80% of
-# each side at 3 x 3 places): a training copy that was cropped (corner strips, crops up to 25% of the area) matches
-# the query of its crop far better than the whole frame (cosine 0.5-0.8 -> >= 0.9 on the real-image benchmark).
+# each side at 3 x 3 places, then full-width and full-height bands keeping 90% and 80% of the other side at 3 places:
+# a crop that changes the aspect): a training copy that was cropped (corner strips, crops up to 25% of the area)
+# matches the query of its crop far better than the whole frame (cosine 0.5-0.8 -> >= 0.9 on the real-image
+# benchmark). The bands (2026-12-02): 5 of the 6 25% crops that no query found over 8 plantings at 9.5k matched only
+# square crops at 0.59-0.88 and a band-shaped crop at 0.97-1.0.
 CROP_BOXES: list[tuple[float, float, float, float]] = [(0.0, 0.0, 1.0, 1.0)] + [
     (float(x), float(y), float(x) + f, float(y) + f)
     for f in (0.9, 0.8)
     for y in np.linspace(0, 1 - f, 3)
     for x in np.linspace(0, 1 - f, 3)
 ]
+N_SQUARE_BOXES = len(CROP_BOXES)  # the whole frame and the square crops; the bands follow
+CROP_BOXES += [
+    box
+    for f in (0.9, 0.8)
+    for t in np.linspace(0, 1 - f, 3)
+    for box in ((0.0, float(t), 1.0, float(t) + f), (float(t), 0.0, float(t) + f, 1.0))
+]
+# a pair found by both a square crop and a band keeps the band (the box the verifier starts aligning from) only when its
+# cosine is higher by this: ECC from a band box converged worse for 2 corner-strip copies that a square box found
+# (8 plantings at 9.5k, 2026-12-02)
+BAND_BOX_MARGIN = 0.02
 # a crop hypothesis counts only at cosine >= embedding_threshold + this (the right crop of a true copy matches at
 # >= 0.94 but for one 25% crop at 0.81; at 0.8 + 0.05 the 9.5k benchmark's candidates fall from 26.6k to 16.4k, one copy lost)
 CROP_COS_MARGIN = 0.05
@@ -337,7 +351,7 @@ def box_descriptors(thumbs: np.ndarray, boxes: Sequence[tuple[float, float, floa
     """(N, B, 3*size*size) float32: `descriptor` of each box of each (N, S, S, 3) uint8 thumbnail (grey: of its luma).
 
     The same blur-then-average and per-channel standardisation as `descriptor` (cosine >= 0.998 with it on the
-    whole frame), as two small matrix products per box, so 19 crops of an image cost about one PIL descriptor.
+    whole frame), as two small matrix products per box, so 31 crops of an image cost about one PIL descriptor.
     """
     n = thumbs.shape[1]
     ry = np.stack([blur_area(size, n, b[1] * n, b[3] * n, blur * (b[3] - b[1]) * n / 64) for b in boxes])  # (B, 8, S)
@@ -365,7 +379,7 @@ def crop_query_pairs(
 
     Two indexes over the training images: the whole-frame descriptors (`train_vecs`) and the centre descriptors
     (centre_box, from the thumbnails: a caption or logo in a corner hardly moves them). Each query image asks both
-    with every box of CROP_BOXES, in colour and in grey (a grey copy matches the grey query exactly): 4 x 19
+    with every box of CROP_BOXES, in colour and in grey (a grey copy matches the grey query exactly): 4 x 31
     range searches of at most k neighbours within `min_cos`. `counts` gets "capped" (queries at the cap, summed).
     `per_query`: keep at most this many pairs per query image, the best cosines (`counts["capped_total"]`: the query
     images that had more). Then overlay queries: each band of BAND_BOXES of each query image among the same band of
@@ -394,13 +408,14 @@ def crop_query_pairs(
     if counts is not None:
         counts["capped"] = capped
     qi, tj, cos, box = (np.concatenate(x) for x in (qi_all, tj_all, cos_all, box_all))
-    order = np.lexsort((-cos, tj, qi))  # per (query, train) pair the best cosine first
-    qi, tj, cos, box = qi[order], tj[order], cos[order], box[order]
+    pref = cos - np.where(box >= N_SQUARE_BOXES, BAND_BOX_MARGIN, 0.0)  # a band must beat the square crops
+    order = np.lexsort((-pref, tj, qi))  # per (query, train) pair the best cosine first
+    qi, tj, cos, box, pref = qi[order], tj[order], cos[order], box[order], pref[order]
     first = np.ones(len(qi), bool)
     first[1:] = (qi[1:] != qi[:-1]) | (tj[1:] != tj[:-1])
     qi, tj, cos, box = qi[first], tj[first], cos[first], box[first]
     if per_query is not None:  # the best `per_query` pairs of each query image by cosine
-        order = np.lexsort((-cos, qi))
+        order = np.lexsort((-pref[first], qi))
         rank = np.arange(len(qi)) - np.searchsorted(qi[order], qi[order])  # 0, 1, ... within each query
         keep = np.sort(order[rank < per_query])
         if counts is not None:

@@ -139,3 +139,23 @@ def test_self_join_keeps_one_sided_neighbours() -> None:
     index = hashing.build_vector_index(x)
     qi, ids, _ = hashing.vector_pairs(index, x, 2, 0.8, self_join=True)  # k=2: itself + one neighbour
     assert sorted(zip(qi.tolist(), ids.tolist())) == [(0, 1), (1, 2)]
+
+
+def test_crop_queries_find_crops_that_change_the_aspect_by_their_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four real crops that change the aspect (Noto emoji, Apache 2.0; Hubble Deep Field tiles, NASA, public domain;
+    from the real-image benchmark, 2026-12-02): each is found for its original by a full-width or full-height band
+    query, and none of the emoji is found without the bands (square crops only: cosine 0.59-0.82 there)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    strip = np.asarray(Image.open(Path(__file__).parent / "data" / "band_crops.png").convert("RGB"))
+    th = np.stack(np.split(strip, strip.shape[1] // 64, axis=1))  # (original, crop) x 4
+    orig, crops = th[0::2], th[1::2]
+    vecs = hashing.box_descriptors(crops, [(0.0, 0.0, 1.0, 1.0)])[:, 0]
+    qi, tj, box, _ = hashing.crop_query_pairs(vecs, crops, orig, 10, 0.8)
+    found = {int(q): int(b) for q, t, b in zip(qi, tj, box) if q == t}
+    assert sorted(found) == [0, 1, 2, 3] and min(found.values()) >= hashing.N_SQUARE_BOXES, found
+    monkeypatch.setattr(hashing, "CROP_BOXES", hashing.CROP_BOXES[: hashing.N_SQUARE_BOXES])
+    qi, tj, _, _ = hashing.crop_query_pairs(vecs, crops, orig, 10, 0.8)
+    assert not {0, 1, 2} & {int(q) for q, t in zip(qi, tj) if q == t}
