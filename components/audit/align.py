@@ -23,7 +23,10 @@ rescales or turns unless one image is grey and the other colour, a 5 px band at 
 region excluded): look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit) that the
 residual over the whole overlap averages away, where a copy's resampling and JPEG residual is spread out. Each pair is
 scored under ECC's map and under its starting maps (ECC can be pulled off by an overlay; when ECC cannot run at all,
-on a smooth field, the starting maps are still scored), and keeps the lowest score.
+on a smooth field, the starting maps are still scored), and keeps the lowest score. A pair where either image has a
+solid strip along one side that its background does not share (a copy shifted by padding, then resized back:
+`pad.unpadded`) is scored again with the strip cut off and the rest resized to the frame, and keeps the lower score: the
+strip's edge otherwise bleeds into the blurred overlap, and the screen rejects the pair.
 
 Why ECC and not only keypoints (verify.OrbVerifier): on 32-96 px images ORB finds few keypoints and RANSAC's
 transform is off by a pixel or two, which leaves true 25% crops and rotations with residuals as high as those of
@@ -44,7 +47,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .screen import FULL, GAIN_RANGE, Box, box_screen
+from .pad import unpadded
+from .screen import FULL, GAIN_RANGE, Box, box_screen, box_warp
 from .screen import LUMA as _LUMA
 
 GATE_CC = 0.7  # correlation at 32 px below which ECC's map is not refined at 64 px (the starting maps are still scored)
@@ -118,13 +122,6 @@ def _region_keep(s: int) -> np.ndarray:
 
 def _criteria(iters: int) -> tuple[int, int, float]:
     return (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, iters, 1e-3)
-
-
-def box_warp(box: Box, size: int) -> np.ndarray:
-    """(2, 3) float32 affine map a -> b (pixel centres) when b is `box` of a resized to the full frame."""
-    x0, y0, x1, y1 = box
-    bw, bh = x1 - x0, y1 - y0
-    return np.float32([[1 / bw, 0, (0.5 - x0 * size) / bw - 0.5], [0, 1 / bh, (0.5 - y0 * size) / bh - 0.5]])
 
 
 def plausible(w: np.ndarray) -> bool:
@@ -436,13 +433,15 @@ class EccVerifier:
         return score
 
     def score(
-        self, a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None = None
-    ) -> np.ndarray:
+        self, a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None = None,
+        pads: bool = True,
+    ) -> np.ndarray:  # fmt: skip
         """(P,) float32: score of a[ia[p]] against b[ib[p]]; `boxes[p]`: where b may sit in a (a crop hint), else FULL.
 
         Pairs whose box_screen score is above SCREEN are rejected (inf) without alignment. The others are aligned on
         `threads` threads (OpenCV's ECC, warps and filters release the GIL); every pair is scored alone, so the
-        result does not depend on the number of threads.
+        result does not depend on the number of threads. `pads`: a pair where either image has a pad strip
+        (pad.unpadded) is also scored with the strip cut off, and keeps the lower score.
         """
         cv2.setNumThreads(1)  # pairs are tiny: OpenCV's own threads cost more than they save; pairs run in parallel
         from .hashing import BAND_BOXES
@@ -450,6 +449,8 @@ class EccVerifier:
         out = np.full(len(ia), np.inf, np.float32)
         if not len(ia):
             return out
+        if pads:
+            out = np.minimum(out, self._scoreunpadded(a, b, ia, ib, boxes))
         screen = box_screen(a, b, ia, ib, boxes)
         band = np.min([box_screen(a, b, ia, ib, [bx] * len(ia), same=True) for bx in BAND_BOXES], axis=0)
         overlay = band <= OVERLAY_SCREEN
@@ -475,6 +476,22 @@ class EccVerifier:
         else:  # several chunks per thread: pairs that ECC rejects early are cheaper than the others
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(run, np.array_split(todo, 4 * workers)))
+        return out
+
+    def _scoreunpadded(self, a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+                        boxes: Sequence[Box] | None) -> np.ndarray:  # fmt: skip
+        """(P,) float32: `score` of the pairs where either image has a pad strip, with the strip cut off (pad.unpadded);
+        inf for the other pairs."""
+        out = np.full(len(ia), np.inf, np.float32)
+        cut_a = {int(i): unpadded(a[i]) for i in np.unique(ia)}
+        cut_b = {int(j): unpadded(b[j]) for j in np.unique(ib)}
+        sel = np.flatnonzero([cut_a[int(i)] is not None or cut_b[int(j)] is not None for i, j in zip(ia, ib)])
+        if not len(sel):
+            return out
+        a2 = np.stack([a[ia[p]] if cut_a[int(ia[p])] is None else cut_a[int(ia[p])] for p in sel])
+        b2 = np.stack([b[ib[p]] if cut_b[int(ib[p])] is None else cut_b[int(ib[p])] for p in sel])
+        idx = np.arange(len(sel))
+        out[sel] = self.score(a2, b2, idx, idx, None if boxes is None else [boxes[p] for p in sel], pads=False)
         return out
 
 

@@ -1,4 +1,5 @@
-"""The cheap pre-screen of candidate pairs before dense alignment (align.EccVerifier.score): each pair scored at 16 px,
+"""The cheap pre-screen of candidate pairs before dense alignment (align.EccVerifier.score), and the box geometry it
+shares with the alignment (box_warp): each pair scored at 16 px,
 batched in torch, so that most look-alikes are rejected without running ECC. Written here, not taken from a library:
 it is a batched least-squares residual under a crop box (separable area-resampling matrices, hashing.blur_area), which
 no image library offers for thousands of small pairs at once."""
@@ -13,6 +14,13 @@ Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) as fractions of the 
 FULL: Box = (0.0, 0.0, 1.0, 1.0)
 LUMA = np.float32([0.299, 0.587, 0.114])
 GAIN_RANGE = (0.7, 1.4)  # the one gain a copy's brightness/contrast change may have (fitted by least squares)
+
+
+def box_warp(box: Box, size: int) -> np.ndarray:
+    """(2, 3) float32 affine map a -> b (pixel centres) when b is `box` of a resized to the full frame."""
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    return np.float32([[1 / bw, 0, (0.5 - x0 * size) / bw - 0.5], [0, 1 / bh, (0.5 - y0 * size) / bh - 0.5]])
 
 
 def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, boxes: Sequence[Box] | None,
@@ -65,4 +73,4 @@ def box_screen(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, box
     return out
 
 
-__all__ = ["FULL", "GAIN_RANGE", "LUMA", "Box", "box_screen"]
+__all__ = ["FULL", "GAIN_RANGE", "LUMA", "Box", "box_screen", "box_warp"]

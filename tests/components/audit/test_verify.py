@@ -358,3 +358,27 @@ def test_ecc_keeps_the_plain_local_blur_for_a_sketch_against_a_render() -> None:
     th = np.stack(np.split(strip, 4, axis=1))  # sketch, render; x 2
     r = EccVerifier(threads=1).score(th, th, np.array([0, 2]), np.array([1, 3]))
     assert (r > AuditConfig().ecc_threshold).all(), r
+
+
+def test_ecc_finds_copies_padded_on_one_side_by_cutting_the_strip_off() -> None:
+    """Four real copies shifted 2 px by a black pad on one side and resized back (real-image benchmark, 2026-12-02:
+    photo tiles of scikit-image's `page` and `grass`, public domain; a Noto emoji, Apache 2.0; an
+    openclipart drawing, public domain): found either way round only with the strip cut off (the strip's edge bleeds
+    into the blurred overlap, or the screen rejects the pair); not matched across; and no thumbnail of the other real
+    fixtures (30 originals and copies) is taken for a padded one."""
+    from pathlib import Path
+
+    from components.audit import pad
+    from components.audit.align import EccVerifier
+
+    data = Path(__file__).parent / "data"
+    th = np.stack(np.split(np.asarray(Image.open(data / "padded_copies.png").convert("RGB")), 8, axis=1))
+    orig, copy = np.arange(0, 8, 2), np.arange(1, 8, 2)
+    t = AuditConfig().ecc_threshold
+    v = EccVerifier()
+    assert (v.score(th, th, orig, copy) <= t).all() and (v.score(th, th, copy, orig) <= t).all()
+    assert (v.score(th, th, orig, copy, pads=False) > t).all()
+    assert (v.score(th, th, orig, np.roll(copy, 1)) > t).all()
+    assert [pad.unpadded(x) is not None for x in th] == [False, True] * 4
+    others = [np.asarray(Image.open(data / f"{n}.png").convert("RGB")) for n in ("real_pairs", "crops_real", "band_crops")]
+    assert not any(pad.unpadded(x) is not None for s in others for x in np.split(s, s.shape[1] // 64, axis=1))
