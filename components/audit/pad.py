@@ -27,11 +27,14 @@ def unpadded(x: np.ndarray) -> np.ndarray | None:
     s = x.shape[0]
     f = x.astype(np.float32)
     found: list[Box] = []
-    for side in range(4):
-        lines = np.stack([(f[:, k], f[:, s - 1 - k], f[k], f[s - 1 - k])[side] for k in range(PAD_MAX + 3)])  # (L, S, 3)
+    n = PAD_MAX + 3
+    sides = (f[:, :n].transpose(1, 0, 2), f[:, ::-1][:, :n].transpose(1, 0, 2), f[:n], f[::-1][:n])  # (L, S, 3) each
+    for side, lines in enumerate(sides):  # left, right, top, bottom: line k is the k-th from that edge
         colour = lines[0].mean(0)
+        if np.abs(lines[0] - colour).max() > PAD_TOL:  # the outer line is not one colour: most images stop here
+            continue
         off = np.abs(lines - colour).max(-1).mean(1)  # (L,): each line's mean distance from the strip's colour
-        if np.abs(lines[0] - colour).max() > PAD_TOL or off[1:].max() < PAD_STEP:
+        if off[1:].max() < PAD_STEP:
             continue
         inner = int(np.argmax(off >= PAD_STEP))  # the first line that is mostly not strip
         rest = np.abs(f - colour).max(-1) <= 2 * PAD_TOL  # the strip's colour elsewhere: a background, not a pad
