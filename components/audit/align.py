@@ -446,11 +446,10 @@ class EccVerifier:
         cv2.setNumThreads(1)  # pairs are tiny: OpenCV's own threads cost more than they save; pairs run in parallel
         from .hashing import BAND_BOXES
 
-        out = np.full(len(ia), np.inf, np.float32)
         if not len(ia):
-            return out
-        if pads:
-            out = np.minimum(out, self._scoreunpadded(a, b, ia, ib, boxes))
+            return np.full(0, np.inf, np.float32)
+        # the pad hypothesis first: its score is then the bound the pair as it is must beat
+        out = self._score_unpadded(a, b, ia, ib, boxes) if pads else np.full(len(ia), np.inf, np.float32)
         screen = box_screen(a, b, ia, ib, boxes)
         band = np.min([box_screen(a, b, ia, ib, [bx] * len(ia), same=True) for bx in BAND_BOXES], axis=0)
         overlay = band <= OVERLAY_SCREEN
@@ -478,20 +477,20 @@ class EccVerifier:
                 list(pool.map(run, np.array_split(todo, 4 * workers)))
         return out
 
-    def _scoreunpadded(self, a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+    def _score_unpadded(self, a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray,
                         boxes: Sequence[Box] | None) -> np.ndarray:  # fmt: skip
         """(P,) float32: `score` of the pairs where either image has a pad strip, with the strip cut off (pad.unpadded);
-        inf for the other pairs."""
+        inf for the other pairs. Each image is examined once."""
+        cut_a = {i: unpadded(a[i]) for i in np.unique(ia).tolist()}
+        cut_b = {j: unpadded(b[j]) for j in np.unique(ib).tolist()}
+        pa, pb = [cut_a[i] for i in ia.tolist()], [cut_b[j] for j in ib.tolist()]  # per pair: the cut image or None
+        sel = [p for p in range(len(ia)) if pa[p] is not None or pb[p] is not None]
         out = np.full(len(ia), np.inf, np.float32)
-        cut_a = {int(i): unpadded(a[i]) for i in np.unique(ia)}
-        cut_b = {int(j): unpadded(b[j]) for j in np.unique(ib)}
-        sel = np.flatnonzero([cut_a[int(i)] is not None or cut_b[int(j)] is not None for i, j in zip(ia, ib)])
-        if not len(sel):
-            return out
-        a2 = np.stack([a[ia[p]] if cut_a[int(ia[p])] is None else cut_a[int(ia[p])] for p in sel])
-        b2 = np.stack([b[ib[p]] if cut_b[int(ib[p])] is None else cut_b[int(ib[p])] for p in sel])
-        idx = np.arange(len(sel))
-        out[sel] = self.score(a2, b2, idx, idx, None if boxes is None else [boxes[p] for p in sel], pads=False)
+        if sel:
+            a2 = np.stack([a[ia[p]] if pa[p] is None else pa[p] for p in sel])
+            b2 = np.stack([b[ib[p]] if pb[p] is None else pb[p] for p in sel])
+            idx = np.arange(len(sel))
+            out[sel] = self.score(a2, b2, idx, idx, None if boxes is None else [boxes[p] for p in sel], pads=False)
         return out
 
 

@@ -414,7 +414,7 @@ def crop_query_pairs(
     first = np.ones(len(qi), bool)
     first[1:] = (qi[1:] != qi[:-1]) | (tj[1:] != tj[:-1])
     qi, tj, cos, box = qi[first], tj[first], cos[first], box[first]
-    if per_query is not None:  # the best `per_query` pairs of each query image by cosine
+    if per_query is not None:  # the best `per_query` pairs of each query image by cosine (a band's less the margin)
         order = np.lexsort((-pref[first], qi))
         rank = np.arange(len(qi)) - np.searchsorted(qi[order], qi[order])  # 0, 1, ... within each query
         keep = np.sort(order[rank < per_query])
