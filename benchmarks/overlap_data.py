@@ -13,6 +13,9 @@ Sources (images no one here made):
 Exact pixel duplicates within a source are dropped (the first copy stays), and so are drawings and glyphs filed twice
 under different names (`drop_same_drawing`: the same foreground at 32 px, e.g. KDE icons shipped as both `fax` and
 `kprintfax`); look-alike variants (smileys with another mouth, clocks at another hour) stay, as hard negatives.
+Drawings are compared composited on the same backgrounds (`CANON`), not only on the ones they are shown on (chosen by
+the file's bytes: one drawing filed twice lands on two colours, and its anti-aliased outline then differs by the
+colours' difference), and blank drawings (an empty layer, shown as a plain field) are no item.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 BACKGROUNDS = [(255, 255, 255), (242, 242, 242), (250, 244, 228), (226, 236, 250), (230, 245, 230), (250, 230, 236),
                (205, 205, 205), (40, 40, 48)]  # fmt: skip
 SERIES_MAX = 100
+CANON = [(255, 255, 255), (40, 40, 48)]  # load_clipart compares drawings on these (the same for every file)
 SKIP_PHOTOS = {"motorcycle_right", "chessboard_GRAY", "chessboard_RGB", "microaneurysms", "phantom", "horse"}
 
 
@@ -66,7 +70,7 @@ def load_clipart(root: str = CLIPART_DIR) -> list[tuple[str, Image.Image]]:
     paths = sorted(glob.glob(f"{root}/**/*.png", recursive=True))
     series = Counter(re.sub(r"\d+", "#", Path(p).stem) for p in paths)
     seen: set[str] = set()
-    out = []
+    out, canon = [], []
     for path in paths:
         stem = re.sub(r"_\d+$", "", Path(path).stem)
         pattern = re.sub(r"\d+", "#", Path(path).stem)
@@ -86,8 +90,25 @@ def load_clipart(root: str = CLIPART_DIR) -> list[tuple[str, Image.Image]]:
             continue
         if img.width < 16 or img.height < 16:
             continue
+        canon.append(tuple(np.asarray(composite(img, bg).resize((32, 32), Image.Resampling.BOX), np.float32) for bg in CANON))
         out.append((stem, composite(img, _background(hashlib.sha256(data).digest()))))
-    return out
+    return _canonical_distinct(out, canon)
+
+
+def _canonical_distinct(items: list[tuple[str, Image.Image]], canon: list[tuple[np.ndarray, ...]]) -> list:
+    """`items` without blank drawings and without drawings that equal an earlier one on the same backgrounds.
+
+    Each drawing is also composited on the CANON backgrounds (`canon[k]`: one 32 px render per background). A drawing
+    with < 20 pixels off the background on every one of them is blank (an empty layer: two such files are one plain
+    field). Two files are the same drawing when _same_indices pairs them on one of the CANON backgrounds: on the random
+    backgrounds the items are shown on, a drawing filed twice (`scart_connector_pinout` and `stefan_graubner...`, KDE's
+    `about_kde` and `go`) sits on two colours, and its anti-aliased outline differs by the colours' difference."""
+    blank = [all(_fg_mask(c).sum() < 20 for c in cs) for cs in canon]
+    keep = [k for k in range(len(items)) if not blank[k]]
+    drop: set[int] = set()
+    for b in range(len(CANON)):
+        drop |= {keep[j] for j in _same_indices([canon[k][b] for k in keep])}
+    return [items[k] for k in keep if k not in drop]
 
 
 def load_emoji(path: str = EMOJI_FONT) -> list[tuple[str, Image.Image]]:
@@ -182,21 +203,26 @@ def drop_exact(items: list[tuple[str, Image.Image]]) -> list[tuple[str, Image.Im
     return out
 
 
+def _fg_mask(a: np.ndarray) -> np.ndarray:
+    """(32, 32) bool: the pixels of a 32 px render more than 24 levels from its corner (the background)."""
+    return np.abs(a - a[0, 0]).max(-1) > 24
+
+
 def drop_same_drawing(items: list[tuple[str, Image.Image]], mae: float = 5.0, block: float = 14.0) -> list:
-    """Items whose drawing equals an earlier item's are dropped: the same foreground (pixels > 24 levels from the
-    corner's background colour; masks differing in <= 2% of the pixels) at 32 px, mean colour difference over the
-    shared foreground <= `mae` levels and no 4 x 4 block differing by more than `block` (a changed emblem, mouth or
-    clock hand differs by 30-100 there). The first of each group stays."""
+    """Items whose drawing equals an earlier item's are dropped (_same_indices on their 32 px renders)."""
+    drop = _same_indices([np.asarray(im.resize((32, 32), Image.Resampling.BOX), np.float32) for _, im in items], mae, block)
+    return [it for k, it in enumerate(items) if k not in drop]
+
+
+def _same_indices(cols: list[np.ndarray], mae: float = 5.0, block: float = 14.0) -> set[int]:
+    """Indices of the (32, 32, 3) float32 renders that equal an earlier one: the same foreground (_fg_mask; masks
+    differing in <= 2% of the pixels), mean colour difference over the shared foreground <= `mae` levels and no 4 x 4
+    block differing by more than `block` (a changed emblem, mouth or clock hand differs by 30-100 there)."""
     import faiss
 
-    if not items:
-        return items
-    masks, cols = [], []
-    for _, im in items:
-        a = np.asarray(im.resize((32, 32), Image.Resampling.BOX), np.float32)
-        masks.append((np.abs(a - np.asarray(im, np.float32)[0, 0]).max(-1) > 24).reshape(-1).astype(np.float32))
-        cols.append(a)
-    m = np.stack(masks)
+    if not cols:
+        return set()
+    m = np.stack([_fg_mask(a).reshape(-1).astype(np.float32) for a in cols])
     index = faiss.IndexFlatL2(m.shape[1])
     index.add(m)
     dist, ids = index.search(m, min(8, len(m)))
@@ -212,7 +238,7 @@ def drop_same_drawing(items: list[tuple[str, Image.Image]], mae: float = 5.0, bl
             worst = (diff.reshape(8, 4, 8, 4).sum((1, 3)) / np.maximum(fg.reshape(8, 4, 8, 4).sum((1, 3)), 1)).max()
             if diff.sum() / fg.sum() <= mae and worst <= block:
                 drop.add(int(j))
-    return [it for k, it in enumerate(items) if k not in drop]
+    return drop
 
 
 def load_sources(cache: Path | None = None, tile: int = TILE) -> dict[str, list[tuple[str, Image.Image]]]:

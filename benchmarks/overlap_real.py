@@ -41,7 +41,7 @@ from components.audit.overlap import CROP_PER_IMAGE, EvalImages, audit_dataset, 
 from components.audit.shards import image_features  # noqa: E402
 from components.audit.verify import thumb_size, thumbnail  # noqa: E402
 
-CACHE = Path.home() / ".cache" / "clip-pipeline" / "overlap_real_v2"
+CACHE = Path.home() / ".cache" / "clip-pipeline" / "overlap_real_v3"  # v3: one file per drawing (load_clipart)
 
 
 def ensure_packages() -> None:
