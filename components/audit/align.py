@@ -5,28 +5,30 @@ their enhanced correlation coefficient (`cv2.findTransformECC`, Evangelidis & Ps
 pair's principal colour component when luma has little contrast: a yellow object on a light-blue ground): first at 32
 px from two starting points (the crop box that made the pair a candidate, see hashing.CROP_BOXES, and the identity; an
 ECC run that stops without converging is retried with OpenCV's own Gaussian smoothing), then refined at 64 px (when
-the refinement loses the correlation, the 32 px map is scored instead). The map must be plausible for a copy (each
-axis scaled 0.6-1.6x, aspect change <= 4/3, shear <= 0.15, rotation <= 12 degrees) and the two frames must overlap by
->= half of each. The score is the residual of a against b warped onto it, over the overlap only (so the fill of a
-rotation or the strip a crop cut off does not count), each image blurred 1 px of the other's frame where it samples
-the picture more finely (a crop's thumbnail does: the map's scale per axis), after one gain (0.7-1.4) and an offset
-per channel, the 2% largest residuals trimmed; one border region (a corner square or a band of 35% of the side: where
-a caption or logo goes) may be left out, the score then doubled, when what is left keeps 70% of a's contrast; or the
-brighter image's clipped highlights may be censored (a brightened copy whose pastel background went white: `_clipped`;
-the local term below then compares the clipped prediction). Grey pairs (either image grey) are compared in grey; when
-the other image is saturated colour, the grey one must be its luma (gain ~1, same mean: a grey copy, not a colour
-variant). Colour pairs where one image has lost most of the other's colour detail are also scored, under the map that
-fits best, with both images' colour blurred as JPEG's 4:2:0 subsampling and quantisation leave it (luma kept sharp),
-and keep the lower score. The residual is divided by a's contrast, as in verify.AlignedVerifier. The score is at least
-1/3 of the local peak: the largest RMS residual in a 9 px window (in luma, blurred 1 px more, 1.5 px under a map that
-rescales or turns unless one image is grey and the other colour, a 5 px band at the overlap's edge and the left-out
-region excluded): look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit) that the
-residual over the whole overlap averages away, where a copy's resampling and JPEG residual is spread out. Each pair is
-scored under ECC's map and under its starting maps (ECC can be pulled off by an overlay; when ECC cannot run at all,
-on a smooth field, the starting maps are still scored), and keeps the lowest score. A pair where either image has a
-solid strip along one side that its background does not share (a copy shifted by padding, then resized back:
-`pad.unpadded`) is scored again with the strip cut off and the rest resized to the frame, and keeps the lower score: the
-strip's edge otherwise bleeds into the blurred overlap, and the screen rejects the pair.
+the refinement loses the correlation, the 32 px map is scored instead; when the 32 px correlation falls short of the
+gate but not of the floor, ECC runs at 64 px from the starting points: fine hatching aliases at 32 px). The map must
+be plausible for a copy (each axis scaled 0.6-1.6x, aspect change <= 4/3, shear <= 0.15, rotation <= 12 degrees) and
+the two frames must overlap by >= half of each. The score is the residual of a against b warped onto it, over the
+overlap only (so the fill of a rotation or the strip a crop cut off does not count), each image blurred 1 px of the
+other's frame where it samples the picture more finely (a crop's thumbnail does: the map's scale per axis), after one
+gain (0.7-1.4) and an offset per channel, the 2% largest residuals trimmed; one border region (a corner square or a
+band of 35% of the side: where a caption or logo goes) may be left out, the score then doubled, when what is left
+keeps 70% of a's contrast; or the brighter image's clipped highlights may be censored (a brightened copy whose pastel
+background went white: `_clipped`; the local term below then compares the clipped prediction). Grey pairs (either
+image grey) are compared in grey; when the other image is saturated colour, the grey one must be its luma (gain ~1,
+same mean: a grey copy, not a colour variant). Colour pairs where one image has lost most of the other's colour detail
+are also scored, under the map that fits best, with both images' colour blurred as JPEG's 4:2:0 subsampling and
+quantisation leave it (luma kept sharp), and keep the lower score. The residual is divided by a's contrast, as in
+verify.AlignedVerifier. The score is at least 1/3 of the local peak: the largest RMS residual in a 9 px window (in
+luma, blurred 1 px more, 1.5 px under a map that rescales or turns unless one image is grey and the other colour, a 5
+px band at the overlap's edge and the left-out region excluded): look-alikes differ in one place (a folder's emblem, a
+clock's hands, a keycap's digit) that the residual over the whole overlap averages away, where a copy's resampling and
+JPEG residual is spread out. Each pair is scored under ECC's map and under its starting maps (ECC can be pulled off by
+an overlay; when ECC cannot run at all, on a smooth field, the starting maps are still scored), and keeps the lowest
+score. A pair where either image has a solid strip along one side that its background does not share (a copy shifted
+by padding, then resized back: `pad.unpadded`) is scored again with the strip cut off and the rest resized to the
+frame, and keeps the lower score: the strip's edge otherwise bleeds into the blurred overlap, and the screen rejects
+the pair.
 
 Why ECC and not only keypoints (verify.OrbVerifier): on 32-96 px images ORB finds few keypoints and RANSAC's
 transform is off by a pixel or two, which leaves true 25% crops and rotations with residuals as high as those of
@@ -60,6 +62,13 @@ SCREEN = 0.6  # box_screen score above which a pair is rejected before alignment
 # overlay copies' bands score <= 0.031; 246 of the 9,349 candidates are at or below 0.1, 4 of them failing the screen.
 OVERLAY_SCREEN = 0.1
 FLOOR_CC = 0.5  # correlation at 32 px below which a pair is rejected outright
+# a pair whose 32 px correlation is between FLOOR_CC and GATE_CC is aligned again at 64 px, from its starting points
+# (FULL_RES_ITERS iterations; 0: off), and ECC's map is scored too when it reaches GATE_CC there. Dashed 1 px lines and
+# fine texture alias at 32 px: crops of openclipart's table-border icons correlate 0.61-0.68 at 32 px and 0.94-1.0 at
+# 64 px (tests/components/audit/data/aliased_crops.png). Real-image benchmark, 9.5k, v2 seeds 10-19 (2026-12-02): 25%
+# crops 286 -> 288 and corner crops 291 -> 293 of 300, +1 clean eval image flagged (of 3,000), +1 false pair; v3
+# seeds 0-9 in BENCHMARKS.md.
+FULL_RES_ITERS = 25
 PENALTY = 2.0  # score factor when a border region is left out (an overlay hypothesis)
 # local difference: the score is at least LOCAL_WEIGHT x the largest RMS residual in a LOCAL_WINDOW px square (64 px
 # thumbnails), over a's contrast. Look-alikes differ in one place (a folder's emblem, a clock's hands, a keycap's digit)
@@ -267,11 +276,14 @@ class EccVerifier:
             return inits
         if cc < self.floor:
             return [inits[-1]] if overlay else []
-        if cc < self.gate:
-            return inits
+        blur = lambda g: cv2.GaussianBlur(g, (0, 0), self.blur)  # noqa: E731
+        if cc < self.gate:  # the 32 px stage fell short: ECC at 64 px from the starting points (FULL_RES_ITERS)
+            if not FULL_RES_ITERS:
+                return inits
+            cc, w64 = max((self._ecc(blur(ga), blur(gb), m, FULL_RES_ITERS) for m in inits), key=lambda r: r[0])
+            return [w64, *inits] if cc >= self.gate and plausible(w64) else inits
         w = w.copy()
         w[:, 2] = 2 * w[:, 2] + 0.5 - 0.5 * w[:, :2].sum(1)  # 32 px -> 64 px coordinates (pixel centres)
-        blur = lambda g: cv2.GaussianBlur(g, (0, 0), self.blur)  # noqa: E731
         cc, w64 = self._ecc(blur(ga), blur(gb), w, 15)
         if cc >= self.gate:
             return [w64, *inits] if plausible(w64) else inits
