@@ -103,11 +103,8 @@ def _canonical_distinct(items: list[tuple[str, Image.Image]], canon: list[tuple[
     field). Two files are the same drawing when _same_indices pairs them on one of the CANON backgrounds: on the random
     backgrounds the items are shown on, a drawing filed twice (`scart_connector_pinout` and `stefan_graubner...`, KDE's
     `about_kde` and `go`) sits on two colours, and its anti-aliased outline differs by the colours' difference."""
-    blank = [all(_fg_mask(c).sum() < 20 for c in cs) for cs in canon]
-    keep = [k for k in range(len(items)) if not blank[k]]
-    drop: set[int] = set()
-    for b in range(len(CANON)):
-        drop |= {keep[j] for j in _same_indices([canon[k][b] for k in keep])}
+    keep = [k for k, cs in enumerate(canon) if any(_fg_mask(c).sum() >= 20 for c in cs)]  # not blank
+    drop = {keep[j] for b in range(len(CANON)) for j in _same_indices([canon[k][b] for k in keep])}
     return [items[k] for k in keep if k not in drop]
 
 

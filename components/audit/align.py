@@ -6,7 +6,7 @@ pair's principal colour component when luma has little contrast: a yellow object
 px from two starting points (the crop box that made the pair a candidate, see hashing.CROP_BOXES, and the identity; an
 ECC run that stops without converging is retried with OpenCV's own Gaussian smoothing), then refined at 64 px (when
 the refinement loses the correlation, the 32 px map is scored instead; when the 32 px correlation falls short of the
-gate but not of the floor, ECC runs at 64 px from the starting points: fine hatching aliases at 32 px). The map must
+gate but not of the floor, ECC runs at 64 px from the starting points: dashed lines alias at 32 px). The map must
 be plausible for a copy (each axis scaled 0.6-1.6x, aspect change <= 4/3, shear <= 0.15, rotation <= 12 degrees) and
 the two frames must overlap by >= half of each. The score is the residual of a against b warped onto it, over the
 overlap only (so the fill of a rotation or the strip a crop cut off does not count), each image blurred 1 px of the
@@ -49,6 +49,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from .colour import colour_detail, is_grey, saturation, soft_chroma
 from .pad import unpadded
 from .screen import FULL, GAIN_RANGE, Box, box_screen, box_warp
 from .screen import LUMA as _LUMA
@@ -82,14 +83,8 @@ LOCAL_WEIGHT, LOCAL_WINDOW, LOCAL_MARGIN, LOCAL_BLUR = 1 / 3, 9, 5, 1.0
 # 3 seeds (2026-12-02): 25% crops +3, rotations +1, +6 false pairs (+3 clean eval images flagged of 900); 1.5 px for
 # every map instead: the same gains, +12 false pairs, one overlay lost.
 RESAMPLED, LOCAL_BLUR_RESAMPLED = 0.05, 1.5
-# JPEG keeps colour at half resolution and quantises it hardest (4:2:0): each colour pair is also scored, under the
-# map that fits it best, with both images' colour (RGB minus luma) blurred by CHROMA_BLUR px, luma kept sharp.
-# Real-image benchmark, 9.5k, 3 seeds (2026-12-02): JPEG q30-90 81 -> 88 of 90 (87 with the gate below; strongly
-# compressed 32 px photo tiles), +1 each upscale + JPEG, brightness, rotation; +4 false pairs, no clean eval image
-# added (2 px: +1 true; 4 px: +9; 10 px: +12 and +2 clean images; scoring it under every map: the same verdicts,
-# slower).
-CHROMA_BLUR = 6.0
-# ... and only when one of the two has lost colour detail (mean |colour - colour blurred 3 px|) to at most
+# a colour pair is also scored with both images' colour blurred as JPEG leaves it (colour.soft_chroma), but only
+# when one of the two has lost colour detail (mean |colour - colour blurred 3 px|) to at most
 # JPEG_DETAIL of the other's: the JPEG copies the hypothesis found are at 0.09-0.58; independent renders of one shape
 # on mottled grounds (the demo's dedup) at 0.83-1.0, and 4 of them passed without this (23 -> 27 near pairs).
 JPEG_DETAIL = 0.7
@@ -142,11 +137,6 @@ def plausible(w: np.ndarray) -> bool:
     return 0.6 <= sx <= 1.6 and 0.6 <= sy <= 1.6 and 0.75 <= sx / sy <= 4 / 3 and shear <= 0.15 and turn <= 12
 
 
-def _is_grey(x: np.ndarray) -> bool:
-    x = x.astype(np.int16)
-    return float(np.abs(x[..., 0] - x[..., 1]).mean() + np.abs(x[..., 1] - x[..., 2]).mean()) < 2.0
-
-
 def _clip_gain(sxy: np.ndarray | float, sxx: np.ndarray | float) -> np.ndarray:
     """The least-squares gain sxy / sxx (sums of centred x * y and x * x), held within GAIN_RANGE (elementwise)."""
     return np.clip(np.divide(sxy, np.maximum(sxx, 1e-6)), *GAIN_RANGE)
@@ -173,17 +163,11 @@ def _same_luma(o: _Overlap) -> bool:
     return abs(gain - 1) <= GREY_GAIN and abs(my - mx) <= GREY_MEAN
 
 
-def _saturation(x: np.ndarray) -> float:
-    """Mean |RGB - luma| of an (S, S, 3) image: how far from grey it is."""
-    f = x.astype(np.float32)
-    return float(np.abs(f - (f @ _LUMA)[..., None]).mean())
-
-
 def _ecc_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The single-channel float32 images ECC aligns: luma, or the pair's principal colour component when luma keeps
     less than PRINCIPAL_SHARE of its contrast (a yellow object on a light-blue ground has almost none)."""
     ga, gb = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) for x in (a, b))
-    if _is_grey(a) or _is_grey(b):
+    if is_grey(a) or is_grey(b):
         return ga, gb
     fa, fb = a.astype(np.float32), b.astype(np.float32)
     v = np.linalg.eigh(np.cov(np.concatenate([fa.reshape(-1, 3), fb.reshape(-1, 3)]).T))[1][:, -1].astype(np.float32)
@@ -191,23 +175,6 @@ def _ecc_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if ga.std() + gb.std() < PRINCIPAL_SHARE * (pa.std() + pb.std()):
         return (pa, pb) if v.sum() >= 0 else (-pa, -pb)
     return ga, gb
-
-
-def _colour_detail(f: np.ndarray) -> float:
-    """Mean |colour - colour blurred 3 px| of an (S, S, 3) float32 image (colour: RGB minus luma)."""
-    c = f - (f @ _LUMA)[..., None]
-    return float(np.abs(c - cv2.GaussianBlur(c, (0, 0), 3.0)).mean())
-
-
-def _soft_chroma(f: np.ndarray) -> np.ndarray:
-    """(S, S, 3) float32: luma kept, colour (RGB minus luma) blurred by CHROMA_BLUR px: what JPEG leaves of colour.
-    The blur runs at a quarter of the size (CHROMA_BLUR / 4 px there, then resized back): a 49-tap kernel at full
-    size cost ~0.3 ms per image."""
-    s = f.shape[0]
-    luma = (f @ _LUMA)[..., None]
-    small = cv2.resize(f - luma, (s // 4, s // 4), interpolation=cv2.INTER_AREA)
-    chroma = cv2.resize(cv2.GaussianBlur(small, (0, 0), CHROMA_BLUR / 4), (s, s), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(luma + chroma, dtype=np.float32)
 
 
 class _Pair(NamedTuple):
@@ -276,15 +243,15 @@ class EccVerifier:
             return inits
         if cc < self.floor:
             return [inits[-1]] if overlay else []
-        blur = lambda g: cv2.GaussianBlur(g, (0, 0), self.blur)  # noqa: E731
+        if cc < self.gate and not FULL_RES_ITERS:
+            return inits
+        ba, bb = (cv2.GaussianBlur(g, (0, 0), self.blur) for g in (ga, gb))
         if cc < self.gate:  # the 32 px stage fell short: ECC at 64 px from the starting points (FULL_RES_ITERS)
-            if not FULL_RES_ITERS:
-                return inits
-            cc, w64 = max((self._ecc(blur(ga), blur(gb), m, FULL_RES_ITERS) for m in inits), key=lambda r: r[0])
+            cc, w64 = max((self._ecc(ba, bb, m, FULL_RES_ITERS) for m in inits), key=lambda r: r[0])
             return [w64, *inits] if cc >= self.gate and plausible(w64) else inits
         w = w.copy()
         w[:, 2] = 2 * w[:, 2] + 0.5 - 0.5 * w[:, :2].sum(1)  # 32 px -> 64 px coordinates (pixel centres)
-        cc, w64 = self._ecc(blur(ga), blur(gb), w, 15)
+        cc, w64 = self._ecc(ba, bb, w, 15)
         if cc >= self.gate:
             return [w64, *inits] if plausible(w64) else inits
         return [w, *inits] if plausible(w) else inits  # the refinement lost the 32 px optimum: that one is scored
@@ -292,10 +259,10 @@ class EccVerifier:
     def _pair(self, a: np.ndarray, b: np.ndarray) -> _Pair:
         """(a, b) as float32 and how they are compared (_Pair)."""
         fa, fb = a.astype(np.float32), b.astype(np.float32)
-        ga, gb = _is_grey(a), _is_grey(b)
+        ga, gb = is_grey(a), is_grey(b)
         if ga or gb:
-            return _Pair(fa, fb, True, ga != gb, ga != gb and _saturation(b if ga else a) >= GREY_SATURATED, False)
-        da, db = _colour_detail(fa), _colour_detail(fb)
+            return _Pair(fa, fb, True, ga != gb, ga != gb and saturation(b if ga else a) >= GREY_SATURATED, False)
+        da, db = colour_detail(fa), colour_detail(fb)
         return _Pair(fa, fb, False, False, False, min(da, db) <= JPEG_DETAIL * max(da, db))
 
     def _prepare(self, fa: np.ndarray, fb: np.ndarray, grey: bool, w: np.ndarray) -> _Overlap | None:
@@ -426,8 +393,8 @@ class EccVerifier:
         return score
 
     def _soft_residual(self, pair: _Pair, w: np.ndarray, bound: float) -> float:
-        """The score of one map for a colour pair with both images' colour blurred (a JPEG copy: _soft_chroma)."""
-        return self._residual(pair, w, bound, (_soft_chroma(pair.a), _soft_chroma(pair.b)))
+        """The score of one map for a colour pair with both images' colour blurred (a JPEG copy: soft_chroma)."""
+        return self._residual(pair, w, bound, (soft_chroma(pair.a), soft_chroma(pair.b)))
 
     def _residual(self, pair: _Pair, w: np.ndarray, bound: float, images: tuple[np.ndarray, np.ndarray] | None = None) -> float:
         """The score of one map for the pair compared as _Pair says, on `images` in place of (pair.a, pair.b) when
